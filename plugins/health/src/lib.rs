@@ -1,0 +1,112 @@
+//! The TickStock **health** plugin: streaming health from the tick stream.
+//!
+//! This crate compiles to a WebAssembly component implementing the
+//! `tickstock:plugins/health` world (see `wit/tickstock.wit`). The host feeds
+//! it batches of ticks with their arrival time and asks for a report at each
+//! health interval; the report's metrics become the `health` object published
+//! on `PREFIX:streaming:health`. The plugin owns the metric set: a new metric
+//! ships as a new plugin version, with no host change.
+//!
+//! Version 1.0.0 reports, over the host's window (its health interval):
+//! - `active_symbols`: distinct symbols that ticked in the window (exact);
+//! - `ticks_per_second`: ticks in the window / window length;
+//! - `patterns_detected`, `indicators_calculated`: 0 (seed fields, kept for
+//!   consumers; TickStock computes no patterns);
+//! - extras: `total_ticks`, `window_ticks`, `window_seconds`,
+//!   `seconds_since_last_tick`, `last_tick_timestamp`, `subscribed_symbols`,
+//!   `peak_ticks_per_second`.
+//!
+//! The status rule is in [`state::HealthState::report`]. Time is only ever an
+//! argument: the plugin reads no clock, so its tests are exact.
+//!
+//! ```
+//! use tickstock_health::state::HealthState;
+//! let mut state = HealthState::default();
+//! state.observe(&["AAPL", "MSFT", "AAPL"], 1_000);
+//! let (tps, active) = state.window(11_000, 10_000);
+//! assert_eq!(active, 2);
+//! assert!((tps - 0.3).abs() < 1e-9);
+//! ```
+
+pub mod state;
+
+#[allow(missing_docs, unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        world: "health",
+        additional_derives: [PartialEq],
+        path: "../../wit",
+    });
+
+    // Only the wasm build exports the component's entry points; native
+    // builds (unit tests, the host's benchmark) call the Rust functions.
+    #[cfg(target_arch = "wasm32")]
+    mod export {
+        use super::super::Component;
+        export!(Component with_types_in crate::bindings);
+    }
+}
+
+use bindings::tickstock::plugins::host::log;
+pub use bindings::tickstock::plugins::types::{
+    HealthReport, HealthStatus, HostState, LogLevel, Metric, MetricValue, PluginInfo, Tick,
+};
+use std::cell::RefCell;
+
+/// The plugin's name, reported through `info`.
+pub const NAME: &str = "stream-health";
+/// The plugin's version, reported through `info` (the crate version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+thread_local! {
+    // A component instance is single-threaded; the host keeps one instance
+    // per plugin alive for the whole session, so this is the plugin's memory.
+    static STATE: RefCell<state::HealthState> = RefCell::new(state::HealthState::default());
+}
+
+struct Component;
+
+impl bindings::exports::tickstock::plugins::health_metrics::Guest for Component {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: NAME.to_string(),
+            version: VERSION.to_string(),
+        }
+    }
+
+    fn observe(ticks: Vec<Tick>, now_ms: i64) {
+        STATE.with_borrow_mut(|s| {
+            let symbols: Vec<&str> = ticks.iter().map(|t| t.symbol.as_str()).collect();
+            s.observe(&symbols, now_ms);
+        });
+    }
+
+    fn report(now_ms: i64, host: HostState) -> HealthReport {
+        STATE.with_borrow_mut(|s| s.report(now_ms, &host))
+    }
+
+    fn export_state() -> Vec<u8> {
+        STATE.with_borrow(|s| s.export())
+    }
+
+    fn import_state(bytes: Vec<u8>, previous: PluginInfo) -> Result<(), String> {
+        match state::HealthState::import(&bytes) {
+            Ok(imported) => {
+                STATE.with_borrow_mut(|s| *s = imported);
+                log(
+                    LogLevel::Info,
+                    &format!("imported state of {} {}", previous.name, previous.version),
+                );
+                Ok(())
+            }
+            Err(err) => {
+                STATE.with_borrow_mut(|s| *s = state::HealthState::default());
+                Err(format!(
+                    "cannot read the state of {} {}: {err}; starting fresh",
+                    previous.name, previous.version
+                ))
+            }
+        }
+    }
+}
+

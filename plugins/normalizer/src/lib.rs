@@ -1,0 +1,81 @@
+//! The TickStock **normalizer** plugin for Massive (Polygon.io) stocks feeds.
+//!
+//! This crate compiles to a WebAssembly component implementing the
+//! `tickstock:plugins/normalizer` world (see `wit/tickstock.wit`). The host
+//! hands it one raw WebSocket frame at a time, exactly as received, and
+//! publishes each returned tick's `payload` verbatim on
+//! `PREFIX:market:ticks`. The plugin therefore owns the wire schema: a new
+//! payload field ships as a new plugin version, with no host change.
+//!
+//! Version 1.0.0 maps:
+//! - `T` (trade): price `p`, volume `s`, timestamp `t`, sequence `q`;
+//! - `A` / `AM` (aggregates): price `c` (close), volume `v`, timestamp `e`
+//!   (window end);
+//! - `Q` (quote): parsed and validated, reported as `not-published`;
+//! - `status`, unknown `ev`, and anything malformed: reported in `skipped`,
+//!   never fatal.
+//!
+//! It is also the example plugin authors copy: the parsing lives in
+//! [`massive`] as plain Rust (so it is unit-tested and benchmarked natively),
+//! and this file only adapts it to the WIT types.
+//!
+//! ```
+//! let out = tickstock_normalizer::normalize_frame(
+//!     r#"[{"ev":"T","sym":"MSFT","p":114.125,"s":100,"t":1536036818784,"q":3681328}]"#,
+//! );
+//! assert_eq!(out.ticks.len(), 1);
+//! assert_eq!(
+//!     out.ticks[0].payload,
+//!     r#"{"type":"market_tick","symbol":"MSFT","price":114.125,"volume":100,"timestamp":1536036818784,"source":"massive"}"#
+//! );
+//! ```
+
+pub mod massive;
+
+#[allow(missing_docs, unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        world: "normalizer",
+        path: "../../wit",
+    });
+
+    // Only the wasm build exports the component's entry points; native
+    // builds (unit tests, the host's benchmark) call the Rust functions.
+    #[cfg(target_arch = "wasm32")]
+    mod export {
+        use super::super::Component;
+        export!(Component with_types_in crate::bindings);
+    }
+}
+
+pub use bindings::tickstock::plugins::types::{
+    EventKind, Normalized, NormalizedTick, PluginInfo, SkipReason, Skipped, Tick,
+};
+
+/// The plugin's name, reported through `info`.
+pub const NAME: &str = "massive-stocks";
+/// The plugin's version, reported through `info` (the crate version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Normalizes one raw Massive frame. This is what the component's
+/// `normalize-frame` export runs; it is public so the host's benchmark can run
+/// the very same code natively.
+pub fn normalize_frame(frame: &str) -> Normalized {
+    massive::normalize(frame)
+}
+
+struct Component;
+
+impl bindings::exports::tickstock::plugins::normalize::Guest for Component {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: NAME.to_string(),
+            version: VERSION.to_string(),
+        }
+    }
+
+    fn normalize_frame(frame: String) -> Normalized {
+        normalize_frame(&frame)
+    }
+}
+

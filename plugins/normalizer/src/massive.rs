@@ -1,0 +1,354 @@
+//! Parsing of Massive stocks events into ticks and their wire payloads.
+//!
+//! A frame is parsed in one pass into [`RawEvent`]s, a flat struct holding
+//! every field any stocks event uses. Only when that fails (some element is
+//! not an object, or a field has the wrong type) does the parser fall back to
+//! a per-element parse, so that one bad event costs only itself: every good
+//! event in the same frame still comes through.
+
+use std::borrow::Cow;
+
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::{EventKind, Normalized, NormalizedTick, SkipReason, Skipped, Tick};
+
+/// The most input text quoted in a `skipped.detail`.
+const DETAIL_MAX: usize = 200;
+
+/// Every field of a stocks event that this version reads. Unknown fields are
+/// ignored, so newer protocol fields never break parsing.
+#[derive(Deserialize, Default)]
+struct RawEvent<'a> {
+    #[serde(borrow, default)]
+    ev: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    sym: Option<Cow<'a, str>>,
+    /// Trade price.
+    #[serde(default)]
+    p: Option<f64>,
+    /// Trade size.
+    #[serde(default, deserialize_with = "lenient_u64")]
+    s: Option<u64>,
+    /// Trade (SIP) timestamp, or quote timestamp, Unix ms.
+    #[serde(default)]
+    t: Option<i64>,
+    /// Sequence number.
+    #[serde(default, deserialize_with = "lenient_u64")]
+    q: Option<u64>,
+    /// Exchange id.
+    #[serde(default)]
+    x: Option<u32>,
+    /// Trade conditions (`[int]`) or aggregate close (`f64`).
+    #[serde(default)]
+    c: Option<CField>,
+    /// Aggregate window volume.
+    #[serde(default, deserialize_with = "lenient_u64")]
+    v: Option<u64>,
+    /// Aggregate window end, Unix ms.
+    #[serde(default)]
+    e: Option<i64>,
+    /// Quote bid / ask prices.
+    #[serde(default)]
+    bp: Option<f64>,
+    #[serde(default)]
+    ap: Option<f64>,
+    /// Status events: `status` and `message`.
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+}
+
+/// The `c` field means "conditions" on trades and "close" on aggregates.
+enum CField {
+    Conditions,
+    Close(f64),
+}
+
+impl<'de> Deserialize<'de> for CField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CField;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number (aggregate close) or an array (trade conditions)")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<CField, E> {
+                Ok(CField::Close(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<CField, E> {
+                Ok(CField::Close(v as f64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<CField, E> {
+                Ok(CField::Close(v as f64))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CField, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(CField::Conditions)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<CField, E> {
+                Ok(CField::Conditions)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Sizes are integers in the protocol, but some captures carry `100.0`;
+/// accept any non-negative finite number and round it.
+fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a non-negative number")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom(format!("negative size {v}")))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            if v.is_finite() && v >= 0.0 {
+                Ok(Some(v.round() as u64))
+            } else {
+                Err(E::custom(format!("invalid size {v}")))
+            }
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// The `market_tick` wire object of contract §1, field order included.
+#[derive(Serialize)]
+struct MarketTick<'a> {
+    r#type: &'static str,
+    symbol: &'a str,
+    price: f64,
+    volume: u64,
+    timestamp: i64,
+    source: &'static str,
+}
+
+/// Normalizes one frame (see the crate docs for the mapping).
+pub fn normalize(frame: &str) -> Normalized {
+    let mut out = Normalized {
+        ticks: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let trimmed = frame.trim_start();
+    // Massive always sends arrays; a lone object is read as a one-event frame.
+    if trimmed.starts_with('{') {
+        match serde_json::from_str::<RawEvent>(frame) {
+            Ok(event) => push_event(&mut out, event),
+            Err(err) => out.skipped.push(malformed(None, &err.to_string())),
+        }
+        return out;
+    }
+    match serde_json::from_str::<Vec<RawEvent>>(frame) {
+        Ok(events) => {
+            out.ticks.reserve(events.len());
+            for event in events {
+                push_event(&mut out, event);
+            }
+        }
+        Err(_) => per_element(frame, &mut out),
+    }
+    out
+}
+
+/// Slow path: the frame did not parse as a whole, so parse it as generic JSON
+/// and classify each element on its own.
+fn per_element(frame: &str, out: &mut Normalized) {
+    let values: Vec<serde_json::Value> = match serde_json::from_str(frame) {
+        Ok(values) => values,
+        Err(err) => {
+            out.skipped.push(malformed(None, &frame_error(frame, &err)));
+            return;
+        }
+    };
+    for value in values {
+        let ev = value.get("ev").and_then(|v| v.as_str()).map(str::to_string);
+        match RawEvent::deserialize(&value) {
+            Ok(event) => push_event(out, event),
+            Err(err) => out.skipped.push(malformed(ev, &err.to_string())),
+        }
+    }
+}
+
+fn frame_error(frame: &str, err: &serde_json::Error) -> String {
+    if frame.trim().is_empty() {
+        "empty frame".to_string()
+    } else if serde_json::from_str::<IgnoredAny>(frame).is_ok() {
+        "frame is JSON but not an array of events".to_string()
+    } else {
+        format!("invalid JSON: {err}")
+    }
+}
+
+fn push_event(out: &mut Normalized, event: RawEvent<'_>) {
+    let ev = match event.ev.as_deref() {
+        Some(ev) => ev,
+        None => {
+            out.skipped.push(malformed(None, "event has no \"ev\" field"));
+            return;
+        }
+    };
+    match ev {
+        "T" => trade(out, &event),
+        "A" => aggregate(out, &event, EventKind::SecondAggregate),
+        "AM" => aggregate(out, &event, EventKind::MinuteAggregate),
+        "Q" => quote(out, &event),
+        "status" => out.skipped.push(Skipped {
+            reason: SkipReason::Status,
+            ev: Some(ev.to_string()),
+            detail: clip(event.status.as_deref().unwrap_or("")),
+        }),
+        other => out.skipped.push(Skipped {
+            reason: SkipReason::UnknownEvent,
+            ev: Some(clip(other)),
+            detail: format!("unknown event type {:?}", clip(other)),
+        }),
+    }
+}
+
+fn trade(out: &mut Normalized, e: &RawEvent<'_>) {
+    let (Some(symbol), Some(price), Some(timestamp)) = (e.sym.as_deref(), e.p, e.t) else {
+        out.skipped.push(missing(e, "T", &[("sym", e.sym.is_some()), ("p", e.p.is_some()), ("t", e.t.is_some())]));
+        return;
+    };
+    push_tick(out, symbol, price, e.s.unwrap_or(0), timestamp, e, EventKind::Trade);
+}
+
+fn aggregate(out: &mut Normalized, e: &RawEvent<'_>, kind: EventKind) {
+    let close = match e.c {
+        Some(CField::Close(c)) => Some(c),
+        _ => None,
+    };
+    let ev = if kind == EventKind::SecondAggregate { "A" } else { "AM" };
+    let (Some(symbol), Some(price), Some(timestamp)) = (e.sym.as_deref(), close, e.e) else {
+        out.skipped.push(missing(e, ev, &[("sym", e.sym.is_some()), ("c", close.is_some()), ("e", e.e.is_some())]));
+        return;
+    };
+    push_tick(out, symbol, price, e.v.unwrap_or(0), timestamp, e, kind);
+}
+
+fn quote(out: &mut Normalized, e: &RawEvent<'_>) {
+    if e.sym.is_none() {
+        out.skipped.push(missing(e, "Q", &[("sym", false)]));
+        return;
+    }
+    out.skipped.push(Skipped {
+        reason: SkipReason::NotPublished,
+        ev: Some("Q".to_string()),
+        detail: "quotes are parsed but not published by this version".to_string(),
+    });
+    let _ = (e.bp, e.ap);
+}
+
+fn push_tick(
+    out: &mut Normalized,
+    symbol: &str,
+    price: f64,
+    volume: u64,
+    timestamp: i64,
+    e: &RawEvent<'_>,
+    kind: EventKind,
+) {
+    if !price.is_finite() {
+        out.skipped.push(malformed(e.ev.as_deref().map(str::to_string), "price is not a finite number"));
+        return;
+    }
+    let wire = MarketTick {
+        r#type: "market_tick",
+        symbol,
+        price,
+        volume,
+        timestamp,
+        source: "massive",
+    };
+    let payload = match serde_json::to_string(&wire) {
+        Ok(payload) => payload,
+        Err(err) => {
+            out.skipped.push(malformed(e.ev.as_deref().map(str::to_string), &err.to_string()));
+            return;
+        }
+    };
+    out.ticks.push(NormalizedTick {
+        tick: Tick {
+            symbol: symbol.to_string(),
+            price,
+            size: volume,
+            timestamp_ms: timestamp,
+            sequence: e.q,
+            kind: Some(kind),
+            exchange: e.x,
+        },
+        payload,
+    });
+}
+
+fn missing(e: &RawEvent<'_>, ev: &str, fields: &[(&str, bool)]) -> Skipped {
+    let absent: Vec<&str> = fields.iter().filter(|(_, present)| !present).map(|(name, _)| *name).collect();
+    let _ = e;
+    malformed(Some(ev.to_string()), &format!("{ev} event missing required field(s): {}", absent.join(", ")))
+}
+
+fn malformed(ev: Option<String>, detail: &str) -> Skipped {
+    Skipped {
+        reason: SkipReason::Malformed,
+        ev,
+        detail: clip(detail),
+    }
+}
+
+/// Truncates to at most [`DETAIL_MAX`] bytes on a character boundary.
+fn clip(s: &str) -> String {
+    if s.len() <= DETAIL_MAX {
+        return s.to_string();
+    }
+    let mut end = DETAIL_MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trade_payload_is_the_contract_object() {
+        let out = normalize(r#"[{"ev":"T","sym":"AAPL","p":227.51,"s":100,"t":1759864911658,"q":7}]"#);
+        assert_eq!(out.ticks.len(), 1);
+        assert!(out.skipped.is_empty());
+        assert_eq!(
+            out.ticks[0].payload,
+            r#"{"type":"market_tick","symbol":"AAPL","price":227.51,"volume":100,"timestamp":1759864911658,"source":"massive"}"#
+        );
+        assert_eq!(out.ticks[0].tick.sequence, Some(7));
+    }
+
+    #[test]
+    fn one_bad_event_does_not_spoil_the_frame() {
+        let out = normalize(r#"[{"ev":"T","sym":"A","p":"x","t":1},{"ev":"T","sym":"B","p":1.5,"t":2},7]"#);
+        assert_eq!(out.ticks.len(), 1);
+        assert_eq!(out.ticks[0].tick.symbol, "B");
+        assert_eq!(out.skipped.len(), 2);
+        assert!(out.skipped.iter().all(|s| s.reason == SkipReason::Malformed));
+    }
+
+    #[test]
+    fn details_are_clipped() {
+        let long = "x".repeat(1000);
+        let out = normalize(&format!(r#"[{{"ev":"{long}"}}]"#));
+        assert_eq!(out.skipped[0].reason, SkipReason::UnknownEvent);
+        assert!(out.skipped[0].detail.len() < 260);
+    }
+}

@@ -1,0 +1,64 @@
+//! A test-only normalizer that misbehaves on request, for the host's runtime
+//! safety tests. The frame text selects the behaviour:
+//! - `loop`: spins forever (the host's epoch deadline must stop it);
+//! - `alloc`: allocates without bound (the host's memory cap must stop it);
+//! - `trap`: panics, which is a trap in WebAssembly;
+//! - `log`: logs through the host and returns one tick;
+//! - anything else: one tick whose payload is the frame, so a test can see
+//!   the instance serving again after a failure.
+
+#[allow(missing_docs, unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({ world: "normalizer", path: "../../../wit" });
+    use super::Component;
+    export!(Component with_types_in crate::bindings);
+}
+
+use bindings::exports::tickstock::plugins::normalize::Guest;
+use bindings::tickstock::plugins::host::log;
+use bindings::tickstock::plugins::types::*;
+
+struct Component;
+
+
+impl Guest for Component {
+    fn info() -> PluginInfo {
+        PluginInfo { name: "misbehave".into(), version: "0.0.1".into() }
+    }
+
+    fn normalize_frame(frame: String) -> Normalized {
+        match frame.as_str() {
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "trap" => panic!("asked to trap"),
+            "log" => log(LogLevel::Warn, "hello from the guest"),
+            _ => {}
+        }
+        Normalized {
+            ticks: vec![NormalizedTick {
+                tick: Tick {
+                    symbol: "ECHO".into(),
+                    price: 1.0,
+                    size: 1,
+                    timestamp_ms: 0,
+                    sequence: None,
+                    kind: Some(EventKind::Trade),
+                    exchange: None,
+                },
+                payload: frame,
+            }],
+            skipped: Vec::new(),
+        }
+    }
+}
