@@ -23,9 +23,10 @@
 //! use tickstock_health::state::HealthState;
 //! let mut state = HealthState::default();
 //! state.observe(&["AAPL", "MSFT", "AAPL"], 1_000);
-//! let (tps, active) = state.window(11_000, 10_000);
+//! // 4 s after the state began: 3 ticks over the 4 s observed so far.
+//! let (tps, active) = state.window(5_000, 10_000);
 //! assert_eq!(active, 2);
-//! assert!((tps - 0.3).abs() < 1e-9);
+//! assert!((tps - 0.75).abs() < 1e-9);
 //! ```
 
 pub mod state;
