@@ -1,1 +1,15 @@
-//! tmp
+//! TickStock: a real-time market-data host.
+//!
+//! One tick's path, module by module:
+//!
+//! - [`plugins`]: the WebAssembly plugin runtime (normalizer and health
+//!   components behind the WIT contract in `wit/`).
+//! - [`cli`] / [`app`]: the command line and dispatch to a role.
+//! - [`author`]: `tickstock plugin ...`, tools for plugin authors.
+//! - [`telemetry`]: logging.
+
+pub mod app;
+pub mod author;
+pub mod cli;
+pub mod plugins;
+pub mod telemetry;

@@ -1,1 +1,16 @@
-fn main() {}
+//! The `tickstock` binary: parse the command line, start logging, run a role.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = tickstock::cli::Cli::parse();
+    tickstock::telemetry::init();
+    match tickstock::app::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // `{:#}` prints the whole context chain on one line.
+            tracing::error!("{err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -44,7 +44,7 @@ mod bindings {
     #[cfg(target_arch = "wasm32")]
     mod export {
         use super::super::Component;
-        export!(Component with_types_in crate::bindings);
+        crate::bindings::export!(Component with_types_in crate::bindings);
     }
 }
 

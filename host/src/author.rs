@@ -1,0 +1,101 @@
+//! `tickstock plugin ...`: tools for plugin authors, running components
+//! through exactly the runtime the host uses.
+//!
+//! ```text
+//! tickstock plugin check normalizer target/wasm32-wasip2/release/my_normalizer.wasm
+//! echo '[{"ev":"T","sym":"AAPL","p":1.5,"s":10,"t":1}]' | tickstock plugin normalize --component my.wasm
+//! ```
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::cli::PluginAction;
+use crate::plugins::{embedded, Limits, NormalizerPlugin, PluginEngine, PluginKind};
+
+/// Runs a `plugin` subcommand; returns the process exit code.
+pub fn run(action: PluginAction) -> anyhow::Result<std::process::ExitCode> {
+    let engine = PluginEngine::new(Limits::default(), None)?;
+    match action {
+        PluginAction::Check { kind, file } => check(&engine, kind, &file),
+        PluginAction::Normalize { component, frames } => {
+            normalize(&engine, component.as_deref(), frames.as_deref())
+        }
+    }
+}
+
+fn read(file: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(file).with_context(|| format!("reading {}", file.display()))
+}
+
+fn check(engine: &PluginEngine, kind: PluginKind, file: &Path) -> anyhow::Result<std::process::ExitCode> {
+    let bytes = read(file)?;
+    let loaded = engine
+        .load(kind, &bytes)
+        .with_context(|| format!("{} is refused as a {kind} plugin", file.display()))?;
+    let loaded = Arc::new(loaded);
+    let info = match kind {
+        PluginKind::Normalizer => NormalizerPlugin::new(engine, loaded.clone())?.info().clone(),
+        PluginKind::Health => crate::plugins::HealthPlugin::new(engine, loaded.clone())?.info().clone(),
+    };
+    let out = json!({
+        "ok": true,
+        "kind": kind,
+        "name": info.name,
+        "version": info.version,
+        "wit_version": loaded.wit_version,
+        "sha256": loaded.sha256,
+        "size": loaded.size,
+    });
+    println!("{out}");
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn normalize(
+    engine: &PluginEngine,
+    component: Option<&Path>,
+    frames: Option<&Path>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let bytes = match component {
+        Some(file) => read(file)?,
+        None => embedded::NORMALIZER.to_vec(),
+    };
+    let loaded = engine.load(PluginKind::Normalizer, &bytes)?;
+    let mut plugin = NormalizerPlugin::new(engine, Arc::new(loaded))?;
+    let input: Box<dyn BufRead> = match frames {
+        Some(file) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut failed = false;
+    for line in input.lines() {
+        let line = line.context("reading frames")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let out = match plugin.normalize_frame(&line) {
+            Ok(n) => json!({
+                "ticks": n.ticks.iter().map(|t| serde_json::from_str::<serde_json::Value>(&t.payload)
+                    .unwrap_or_else(|_| json!({"invalid_payload": t.payload}))).collect::<Vec<_>>(),
+                "skipped": n.skipped.iter().map(|s| json!({
+                    "reason": crate::plugins::skip_reason_label(s.reason), "ev": s.ev, "detail": s.detail,
+                })).collect::<Vec<_>>(),
+            }),
+            Err(err) => {
+                failed = true;
+                json!({"error": err.to_string(), "kind": err.kind()})
+            }
+        };
+        writeln!(stdout, "{out}").context("writing output")?;
+    }
+    Ok(if failed {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,167 @@
+//! The command line: roles as subcommands, shared options, `--help` text.
+//!
+//! Every option that has an environment variable reads it through clap; a
+//! `--config FILE` (TOML) fills in what neither the command line nor the
+//! environment set (see [`crate::config`]).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::plugins::PluginKind;
+
+/// TickStock: Massive market data -> WebAssembly plugins -> Redis and a live dashboard.
+#[derive(Debug, Parser)]
+#[command(name = "tickstock", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The roles and tools.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process: feed, normalizer, health loop and
+    /// dashboard. Without MASSIVE_API_KEY it uses the built-in simulator;
+    /// without a Redis URL the roles talk through an in-process bus.
+    Run(CommonArgs),
+    /// Feed role: Massive WebSocket -> normalizer -> PREFIX:market:ticks.
+    Ingest(CommonArgs),
+    /// Process role: PREFIX:market:ticks -> health plugin -> session and
+    /// health events every --health-interval seconds.
+    Process(CommonArgs),
+    /// Dashboard role: session and health events -> status API, live page.
+    Dashboard(CommonArgs),
+    /// A Massive-protocol WebSocket server with a simulated market.
+    Simulate(SimulateArgs),
+    /// Manage the plugins of a running host through its admin API.
+    Plugins(PluginsArgs),
+    /// Tools for plugin authors: check a component, run frames through it.
+    Plugin(PluginArgs),
+}
+
+/// Options shared by the roles.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CommonArgs {
+    /// TOML file with any of these options (command line and environment win).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Redis URL; without one, `run` uses an in-process bus.
+    #[arg(long, env = "REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// Massive WebSocket URL [default: wss://socket.massive.com/stocks].
+    #[arg(long, env = "MASSIVE_URL", value_name = "URL")]
+    pub massive_url: Option<String>,
+    /// Prefix of every Redis channel [default: tickstock].
+    #[arg(long, value_name = "PREFIX")]
+    pub channel_prefix: Option<String>,
+    /// Seconds between health events [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub health_interval: Option<f64>,
+    /// Address of the dashboard / API server [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Symbols to subscribe to, comma-separated (e.g. AAPL,MSFT), or `*`.
+    #[arg(long, value_delimiter = ',', value_name = "LIST", conflicts_with = "universe")]
+    pub symbols: Option<Vec<String>>,
+    /// A named universe of symbols [default: market_leaders:top_500].
+    #[arg(long, value_name = "NAME")]
+    pub universe: Option<String>,
+    /// Normalizer component to use instead of the embedded one.
+    #[arg(long, value_name = "FILE")]
+    pub normalizer: Option<PathBuf>,
+    /// Health component to use instead of the embedded one.
+    #[arg(long, value_name = "FILE")]
+    pub health: Option<PathBuf>,
+    /// Directory holding normalizer.wasm and/or health.wasm.
+    #[arg(long, value_name = "DIR")]
+    pub plugin_dir: Option<PathBuf>,
+    /// Directory for compiled plugin components [default: the user cache dir].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Per-call plugin deadline in milliseconds [default: 50].
+    #[arg(long, value_name = "MS")]
+    pub plugin_deadline_ms: Option<u64>,
+    /// Per-instance plugin memory cap in MiB [default: 64].
+    #[arg(long, value_name = "MIB")]
+    pub plugin_memory_mib: Option<usize>,
+}
+
+/// Options of `simulate`.
+#[derive(Debug, Args, Clone)]
+pub struct SimulateArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8765", value_name = "ADDR")]
+    pub listen: String,
+    /// Accept only this API key (any key is accepted without it).
+    #[arg(long, env = "SIMULATOR_KEY", value_name = "KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// Trades per second across all subscribed symbols (0 = as fast as the client reads).
+    #[arg(long, default_value_t = 200.0, value_name = "N")]
+    pub rate: f64,
+    /// Events per frame.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub batch: usize,
+    /// Random seed for a reproducible market.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+/// `plugins` subcommands (admin API client).
+#[derive(Debug, Args, Clone)]
+pub struct PluginsArgs {
+    /// Admin API base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080", global = true, value_name = "URL")]
+    pub admin_url: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: PluginsAction,
+}
+
+/// Admin actions.
+#[derive(Debug, Subcommand, Clone)]
+pub enum PluginsAction {
+    /// List active plugins and their history.
+    List,
+    /// Install a new version of a plugin.
+    Install {
+        /// `normalizer` or `health`.
+        kind: PluginKind,
+        /// The component file.
+        file: PathBuf,
+    },
+    /// Roll a plugin back to its previous version.
+    Rollback {
+        /// `normalizer` or `health`.
+        kind: PluginKind,
+    },
+}
+
+/// `plugin` subcommands (local, for plugin authors).
+#[derive(Debug, Args, Clone)]
+pub struct PluginArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: PluginAction,
+}
+
+/// Plugin-author tools.
+#[derive(Debug, Subcommand, Clone)]
+pub enum PluginAction {
+    /// Load a component exactly as the host would and print what it is, or why it is refused.
+    Check {
+        /// `normalizer` or `health`.
+        kind: PluginKind,
+        /// The component file.
+        file: PathBuf,
+    },
+    /// Run a normalizer over frames (one JSON frame per line, from FILE or stdin) and print its output as JSON lines.
+    Normalize {
+        /// The normalizer component file (default: the embedded one).
+        #[arg(long, value_name = "FILE")]
+        component: Option<PathBuf>,
+        /// Frames file, one frame per line (default: stdin).
+        frames: Option<PathBuf>,
+    },
+}

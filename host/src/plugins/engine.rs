@@ -1,0 +1,252 @@
+//! The wasmtime engine every plugin runs on: configuration, limits, the
+//! epoch ticker that enforces deadlines, the linker with the host's grants,
+//! and loading (compile or cache, contract check, pre-instantiation).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::{Config, Engine, Store};
+
+use super::bindings::tickstock::plugins as wit;
+use super::cache::{CacheOutcome, CompiledCache};
+use super::contract;
+use super::ctx::PluginCtx;
+use super::error::LoadError;
+use super::kind::PluginKind;
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Limits applied to every plugin call.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest a single call may run before it is stopped.
+    pub deadline: Duration,
+    /// Largest linear memory a plugin instance may have.
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_millis(50),
+            memory_bytes: 64 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// The deadline in epoch ticks (at least one).
+    pub fn deadline_ticks(&self) -> u64 {
+        (self.deadline.as_millis() as u64 / EPOCH_TICK.as_millis() as u64).max(1)
+    }
+}
+
+/// A component that passed every check and is ready to instantiate.
+pub struct LoadedComponent {
+    /// Its kind.
+    pub kind: PluginKind,
+    /// The contract version it was built against (e.g. `1.0.0`).
+    pub wit_version: String,
+    /// SHA-256 of its bytes, hex.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: usize,
+    /// Whether compiling was skipped thanks to the cache.
+    pub cache: CacheOutcome,
+    pub(super) pre: InstancePre<PluginCtx>,
+}
+
+/// The engine and everything shared by all plugin instances.
+///
+/// Cloning is cheap; the epoch ticker stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct PluginEngine {
+    engine: Engine,
+    linker: Arc<Linker<PluginCtx>>,
+    cache: Option<CompiledCache>,
+    limits: Limits,
+    _ticker: Arc<EpochTicker>,
+}
+
+impl PluginEngine {
+    /// Creates the engine. `cache_dir` enables the compiled-component cache.
+    pub fn new(limits: Limits, cache_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        // Async component support makes every call several times slower and
+        // plugins have no use for it.
+        config.concurrency_support(false);
+        config.max_wasm_stack(1 << 20);
+        let engine = Engine::new(&config)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+            .map_err(|e| e.context("configuring the wasmtime engine"))?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+            .map_err(|e| e.context("linking the (empty) WASI context"))?;
+        wit::host::add_to_linker::<PluginCtx, HasSelf<PluginCtx>>(&mut linker, |ctx| ctx)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+            .map_err(|e| e.context("linking tickstock:plugins/host"))?;
+
+        let cache = match cache_dir {
+            Some(dir) => match CompiledCache::open(dir, &engine) {
+                Ok(cache) => Some(cache),
+                Err(err) => {
+                    tracing::warn!(dir = %dir.display(), error = %err, "compiled-component cache disabled");
+                    None
+                }
+            },
+            None => None,
+        };
+        let ticker = EpochTicker::start(engine.clone())
+            .map_err(|e| anyhow::anyhow!(e).context("starting the epoch ticker thread"))?;
+        Ok(PluginEngine {
+            engine,
+            linker: Arc::new(linker),
+            cache,
+            limits,
+            _ticker: Arc::new(ticker),
+        })
+    }
+
+    /// The limits applied to calls.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The underlying wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The compiled-component cache, if enabled.
+    pub fn cache(&self) -> Option<&CompiledCache> {
+        self.cache.as_ref()
+    }
+
+    /// Compiles (or loads from the cache) and checks a component of `kind`.
+    /// This is CPU-heavy on a cache miss: call it off latency-critical
+    /// threads.
+    pub fn load(&self, kind: PluginKind, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
+        check_header(bytes)?;
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let (component, cache) = self.compile(bytes, &sha256)?;
+        let wit_version = contract::check(&self.engine, &component, kind)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        Ok(LoadedComponent {
+            kind,
+            wit_version,
+            sha256,
+            size: bytes.len(),
+            cache,
+            pre,
+        })
+    }
+
+    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<(Component, CacheOutcome), LoadError> {
+        let Some(cache) = &self.cache else {
+            let component = Component::new(&self.engine, bytes)
+                .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+            return Ok((component, CacheOutcome::Disabled));
+        };
+        if let Some(component) = cache.load(&self.engine, sha256) {
+            return Ok((component, CacheOutcome::Hit));
+        }
+        let component =
+            Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        cache.store(sha256, &component);
+        Ok((component, CacheOutcome::Miss))
+    }
+
+    /// A fresh store for one instance, with limits and deadline armed.
+    pub(super) fn new_store(&self, label: String) -> Store<PluginCtx> {
+        let mut store = Store::new(&self.engine, PluginCtx::new(label, self.limits.memory_bytes));
+        store.limiter(|ctx| &mut ctx.limiter);
+        store.epoch_deadline_trap();
+        // Deadlines start at 0: arm one before instantiation runs any code.
+        store.set_epoch_deadline(self.limits.deadline_ticks());
+        store
+    }
+}
+
+/// Rejects bytes that are not a component with a message that says what
+/// they are instead.
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8] = b"\0asm";
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(LoadError::NotAComponent(format!(
+            "{} bytes without the WebAssembly magic number \\0asm",
+            bytes.len()
+        )));
+    }
+    match bytes[4..8] {
+        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => Err(LoadError::NotAComponent(
+            "this is a core WebAssembly module; build the plugin for wasm32-wasip2 \
+             (or wrap it with `wasm-tools component new`)"
+                .into(),
+        )),
+        _ => Err(LoadError::NotAComponent(format!(
+            "unknown WebAssembly version/layer {:02x?}",
+            &bytes[4..8]
+        ))),
+    }
+}
+
+/// A thread that advances the engine's epoch every [`EPOCH_TICK`], so calls
+/// armed with a deadline of N ticks are interrupted after about N ms.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(EpochTicker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_named() {
+        let core = b"\0asm\x01\0\0\0rest";
+        assert!(matches!(check_header(core), Err(LoadError::NotAComponent(m)) if m.contains("core WebAssembly module")));
+        assert!(matches!(check_header(b"hello world"), Err(LoadError::NotAComponent(m)) if m.contains("magic")));
+        assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+}

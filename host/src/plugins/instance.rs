@@ -1,0 +1,154 @@
+//! One live plugin instance: a store, its instance, and the call discipline
+//! every plugin call goes through (deadline armed, errors classified, a
+//! broken instance replaced by a fresh one).
+
+use std::sync::Arc;
+
+use wasmtime::component::Instance;
+use wasmtime::{Store, Trap};
+
+use super::bindings::PluginInfo;
+use super::ctx::PluginCtx;
+use super::engine::{LoadedComponent, PluginEngine};
+use super::error::{CallError, LoadError};
+
+/// How a world's typed exports are found in a fresh instance.
+pub(super) trait WorldExports: Sized {
+    /// Resolves the exports in `instance`.
+    fn load(
+        component: &LoadedComponent,
+        store: &mut Store<PluginCtx>,
+        instance: &Instance,
+    ) -> wasmtime::Result<Self>;
+
+    /// Calls the world's `info` export.
+    fn info(&self, store: &mut Store<PluginCtx>) -> wasmtime::Result<PluginInfo>;
+}
+
+/// A live instance of a component of world `W`.
+pub(super) struct Live<W> {
+    engine: PluginEngine,
+    component: Arc<LoadedComponent>,
+    store: Store<PluginCtx>,
+    exports: W,
+    info: PluginInfo,
+    label: String,
+    /// Times the instance was replaced after a failure.
+    pub(super) restarts: u64,
+}
+
+impl<W: WorldExports> Live<W> {
+    /// Instantiates `component` and reads its name and version.
+    pub(super) fn new(engine: &PluginEngine, component: Arc<LoadedComponent>) -> Result<Self, LoadError> {
+        let provisional = format!("{} plugin", component.kind);
+        let (store, exports) = instantiate::<W>(engine, &component, provisional)
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let mut live = Live {
+            engine: engine.clone(),
+            component,
+            store,
+            exports,
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+            },
+            label: String::new(),
+            restarts: 0,
+        };
+        let info = live
+            .call(|exports, store| exports.info(store))
+            .map_err(LoadError::Info)?;
+        live.label = format!("{}@{}", info.name, info.version);
+        live.store.data_mut().label = live.label.clone();
+        live.info = info;
+        Ok(live)
+    }
+
+    /// The plugin's self-reported name and version.
+    pub(super) fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// `name@version`.
+    pub(super) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The component this instance runs.
+    pub(super) fn component(&self) -> &Arc<LoadedComponent> {
+        &self.component
+    }
+
+    /// Runs one call under the deadline. On failure the instance is
+    /// replaced (a trapped instance cannot be entered again) and the error
+    /// says what happened.
+    pub(super) fn call<R>(
+        &mut self,
+        f: impl FnOnce(&W, &mut Store<PluginCtx>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        self.store.set_epoch_deadline(self.engine.limits().deadline_ticks());
+        self.store.data_mut().logs_this_call = 0;
+        match f(&self.exports, &mut self.store) {
+            Ok(value) => Ok(value),
+            Err(err) => {
+                let error = self.classify(err);
+                self.replace()?;
+                Err(error)
+            }
+        }
+    }
+
+    fn classify(&mut self, err: wasmtime::Error) -> CallError {
+        let plugin = self.label.clone();
+        let limiter = &mut self.store.data_mut().limiter;
+        if let Some(wanted_bytes) = limiter.exceeded.take() {
+            return CallError::MemoryLimit {
+                plugin,
+                limit_bytes: limiter.limit,
+                wanted_bytes,
+            };
+        }
+        if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return CallError::Deadline {
+                plugin,
+                deadline_ms: self.engine.limits().deadline.as_millis() as u64,
+            };
+        }
+        // A Rust guest prints its panic message to stderr before trapping;
+        // it says far more than the trap code does.
+        let trap = match err.downcast_ref::<Trap>() {
+            Some(trap) => trap.to_string(),
+            None => format!("{err:#}"),
+        };
+        let message = match self.store.data().last_stderr_line() {
+            Some(panic) => format!("{trap} ({panic})"),
+            None => trap,
+        };
+        CallError::Trap { plugin, message }
+    }
+
+    /// Swaps in a fresh instance of the same component.
+    fn replace(&mut self) -> Result<(), CallError> {
+        let (store, exports) = instantiate::<W>(&self.engine, &self.component, self.label.clone())
+            .map_err(|e| CallError::Reinstantiate {
+                plugin: self.label.clone(),
+                message: format!("{e:#}"),
+            })?;
+        self.store = store;
+        self.exports = exports;
+        self.restarts += 1;
+        tracing::warn!(plugin = %self.label, restarts = self.restarts, "plugin instance replaced after a failed call");
+        Ok(())
+    }
+}
+
+fn instantiate<W: WorldExports>(
+    engine: &PluginEngine,
+    component: &LoadedComponent,
+    label: String,
+) -> wasmtime::Result<(Store<PluginCtx>, W)> {
+    let mut store = engine.new_store(label);
+    let instance = component.pre.instantiate(&mut store)?;
+    let exports = W::load(component, &mut store, &instance)?;
+    Ok((store, exports))
+}

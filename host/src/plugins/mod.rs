@@ -1,0 +1,58 @@
+//! The plugin runtime: loads WebAssembly components that implement the
+//! `tickstock:plugins` worlds (`wit/tickstock.wit`) and calls them safely.
+//!
+//! - [`PluginEngine`] owns the wasmtime engine (component model on, async
+//!   off), the epoch ticker that enforces per-call deadlines, the linker
+//!   (the host's `log` plus an *empty* WASI context, nothing else) and the
+//!   on-disk cache of compiled components ([`cache`]).
+//! - [`PluginEngine::load`] turns bytes into a [`LoadedComponent`]: header
+//!   check, compile or cache hit, contract check ([`contract`]: right world,
+//!   compatible major version, no ungranted imports), pre-instantiation.
+//! - [`NormalizerPlugin`] and [`HealthPlugin`] are long-lived instances with
+//!   typed, batch-taking calls. Every call runs under the deadline and the
+//!   memory cap; a trap, deadline or limit comes back as a [`CallError`] and
+//!   the broken instance is replaced by a fresh one from the same component.
+//!
+//! Instances are not `Sync`: each lives on the one thread that calls it.
+
+pub mod bindings;
+pub mod cache;
+pub mod contract;
+mod ctx;
+pub mod embedded;
+mod engine;
+mod error;
+mod health;
+mod instance;
+mod kind;
+mod normalizer;
+
+pub use bindings::{
+    EventKind, HealthReport, HealthStatus, HostState, Metric, MetricValue, Normalized,
+    NormalizedTick, PluginInfo, SkipReason, Skipped, Tick,
+};
+pub use cache::CacheOutcome;
+pub use engine::{Limits, LoadedComponent, PluginEngine, EPOCH_TICK};
+pub use error::{CallError, LoadError};
+pub use health::HealthPlugin;
+pub use kind::{PluginKind, WIT_ACCEPTED, WIT_MAJOR, WIT_PACKAGE, WIT_VERSION};
+pub use normalizer::NormalizerPlugin;
+
+/// A stable snake_case label for a skip reason (metrics, logs, JSON).
+pub fn skip_reason_label(reason: SkipReason) -> &'static str {
+    match reason {
+        SkipReason::Status => "status",
+        SkipReason::UnknownEvent => "unknown_event",
+        SkipReason::Malformed => "malformed",
+        SkipReason::NotPublished => "not_published",
+    }
+}
+
+/// `healthy`, `degraded` or `error`, as in the wire contract.
+pub fn health_status_label(status: HealthStatus) -> &'static str {
+    match status {
+        HealthStatus::Healthy => "healthy",
+        HealthStatus::Degraded => "degraded",
+        HealthStatus::Error => "error",
+    }
+}
