@@ -22,16 +22,35 @@ struct Guest {
 
 const GUESTS: &[Guest] = &[
     // The embedded defaults.
-    Guest { package: "tickstock-normalizer", features: "", name: "normalizer" },
-    Guest { package: "tickstock-health", features: "", name: "health" },
+    Guest {
+        package: "tickstock-normalizer",
+        features: "",
+        name: "normalizer",
+    },
+    Guest {
+        package: "tickstock-health",
+        features: "",
+        name: "health",
+    },
     // Test-only guests (loaded by the tests from disk, never embedded).
-    Guest { package: "tickstock-test-misbehave", features: "", name: "misbehave" },
-    Guest { package: "tickstock-test-next-major", features: "", name: "next_major" },
+    Guest {
+        package: "tickstock-test-misbehave",
+        features: "",
+        name: "misbehave",
+    },
+    Guest {
+        package: "tickstock-test-next-major",
+        features: "",
+        name: "next_major",
+    },
 ];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("host/ has a parent").to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf();
     for dir in ["wit", "plugins", "tests/guests", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
@@ -55,7 +74,14 @@ fn build(root: &Path, target_dir: &Path, guest: &Guest) -> PathBuf {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", guest.package])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            guest.package,
+        ])
         .arg("--target-dir")
         .arg(target_dir)
         // Small, stripped components; the guests' own profile, not the host's.

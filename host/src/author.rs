@@ -31,15 +31,23 @@ fn read(file: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(file).with_context(|| format!("reading {}", file.display()))
 }
 
-fn check(engine: &PluginEngine, kind: PluginKind, file: &Path) -> anyhow::Result<std::process::ExitCode> {
+fn check(
+    engine: &PluginEngine,
+    kind: PluginKind,
+    file: &Path,
+) -> anyhow::Result<std::process::ExitCode> {
     let bytes = read(file)?;
     let loaded = engine
         .load(kind, &bytes)
         .with_context(|| format!("{} is refused as a {kind} plugin", file.display()))?;
     let loaded = Arc::new(loaded);
     let info = match kind {
-        PluginKind::Normalizer => NormalizerPlugin::new(engine, loaded.clone())?.info().clone(),
-        PluginKind::Health => crate::plugins::HealthPlugin::new(engine, loaded.clone())?.info().clone(),
+        PluginKind::Normalizer => NormalizerPlugin::new(engine, loaded.clone())?
+            .info()
+            .clone(),
+        PluginKind::Health => crate::plugins::HealthPlugin::new(engine, loaded.clone())?
+            .info()
+            .clone(),
     };
     let out = json!({
         "ok": true,

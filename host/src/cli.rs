@@ -63,7 +63,12 @@ pub struct CommonArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
     /// Symbols to subscribe to, comma-separated (e.g. AAPL,MSFT), or `*`.
-    #[arg(long, value_delimiter = ',', value_name = "LIST", conflicts_with = "universe")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        conflicts_with = "universe"
+    )]
     pub symbols: Option<Vec<String>>,
     /// A named universe of symbols [default: market_leaders:top_500].
     #[arg(long, value_name = "NAME")]
@@ -95,7 +100,12 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "127.0.0.1:8765", value_name = "ADDR")]
     pub listen: String,
     /// Accept only this API key (any key is accepted without it).
-    #[arg(long, env = "SIMULATOR_KEY", value_name = "KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SIMULATOR_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
     pub key: Option<String>,
     /// Trades per second across all subscribed symbols (0 = as fast as the client reads).
     #[arg(long, default_value_t = 200.0, value_name = "N")]
@@ -112,7 +122,12 @@ pub struct SimulateArgs {
 #[derive(Debug, Args, Clone)]
 pub struct PluginsArgs {
     /// Admin API base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080", global = true, value_name = "URL")]
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8080",
+        global = true,
+        value_name = "URL"
+    )]
     pub admin_url: String,
     /// What to do.
     #[command(subcommand)]

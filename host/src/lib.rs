@@ -2,11 +2,11 @@
 //!
 //! One tick's path, module by module:
 //!
-//! - [`plugins`]: the WebAssembly plugin runtime (normalizer and health
+//! - [`plugins`] — the WebAssembly plugin runtime (normalizer and health
 //!   components behind the WIT contract in `wit/`).
-//! - [`cli`] / [`app`]: the command line and dispatch to a role.
-//! - [`author`]: `tickstock plugin ...`, tools for plugin authors.
-//! - [`telemetry`]: logging.
+//! - [`cli`] and [`app`] — the command line and dispatch to a role.
+//! - [`author`] — `tickstock plugin ...`, tools for plugin authors.
+//! - [`telemetry`] — logging.
 
 pub mod app;
 pub mod author;

@@ -1,1 +1,9 @@
-//! tmp
+//! TickStock's end-to-end tests: one test binary (wasmtime links once), one
+//! module per area, shared helpers in [`helpers`].
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod helpers;
+mod plugins_health;
+mod plugins_normalizer;
+mod plugins_runtime;

@@ -58,16 +58,17 @@ impl CompiledCache {
     /// Loads a cached compiled form, if one exists and is readable.
     pub fn load(&self, engine: &Engine, sha256: &str) -> Option<Component> {
         let path = self.entry(sha256);
-        if !path.exists() {
-            return None;
-        }
-        // SAFETY: `deserialize_file` trusts its input to be the output of
+        // Read into memory rather than `deserialize_file`, which maps the
+        // file: a mapped file truncated by someone else is a SIGBUS.
+        let bytes = std::fs::read(&path).ok()?;
+        // SAFETY: `deserialize` trusts its input to be the output of
         // `Component::serialize` from a compatible engine. Entries are only
         // written by `store` below, under a name that includes the engine's
         // compatibility hash; the directory belongs to this host, so its
-        // contents are as trusted as the binary itself.
+        // contents are as trusted as the binary itself. Wasmtime still checks
+        // the header and engine compatibility and refuses what does not fit.
         #[allow(unsafe_code)]
-        let loaded = unsafe { Component::deserialize_file(engine, &path) };
+        let loaded = unsafe { Component::deserialize(engine, &bytes) };
         match loaded {
             Ok(component) => Some(component),
             Err(err) => {

@@ -26,9 +26,16 @@ fn major_of(version: &str) -> Option<u64> {
 
 /// Checks `component` against the contract for `kind` and returns the
 /// contract version it was built against.
-pub fn check(engine: &Engine, component: &Component, kind: PluginKind) -> Result<String, LoadError> {
+pub fn check(
+    engine: &Engine,
+    component: &Component,
+    kind: PluginKind,
+) -> Result<String, LoadError> {
     let ty = component.component_type();
-    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
 
     let mut found_version = None;
     for name in &exports {
@@ -58,7 +65,11 @@ pub fn check(engine: &Engine, component: &Component, kind: PluginKind) -> Result
     if major_of(&version) != Some(WIT_MAJOR) {
         return Err(LoadError::IncompatibleVersion {
             package: WIT_PACKAGE,
-            found: if version.is_empty() { "(unversioned)".into() } else { version },
+            found: if version.is_empty() {
+                "(unversioned)".into()
+            } else {
+                version
+            },
             accepted: WIT_ACCEPTED,
         });
     }

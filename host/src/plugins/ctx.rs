@@ -4,7 +4,7 @@
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{tickstock::plugins as wit, LogLevel};
 
@@ -38,8 +38,14 @@ impl PluginCtx {
     pub fn new(label: String, memory_limit: usize) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         PluginCtx {
-            // WasiCtx::builder() starts empty: nothing is inherited.
-            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
+            // WasiCtx::builder() starts empty: nothing is inherited. Clocks
+            // are frozen at zero: time reaches a plugin only as an argument,
+            // which keeps plugins deterministic and their tests exact.
+            wasi: WasiCtx::builder()
+                .stderr(stderr.clone())
+                .wall_clock(FrozenClock)
+                .monotonic_clock(FrozenClock)
+                .build(),
             stderr,
             table: ResourceTable::new(),
             limiter: MemoryCap::new(memory_limit),
@@ -143,5 +149,26 @@ impl ResourceLimiter for MemoryCap {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
+    }
+}
+
+/// A clock that always reads zero (the Unix epoch / monotonic start).
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
     }
 }

@@ -162,15 +162,18 @@ impl PluginEngine {
         if let Some(component) = cache.load(&self.engine, sha256) {
             return Ok((component, CacheOutcome::Hit));
         }
-        let component =
-            Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         cache.store(sha256, &component);
         Ok((component, CacheOutcome::Miss))
     }
 
     /// A fresh store for one instance, with limits and deadline armed.
     pub(super) fn new_store(&self, label: String) -> Store<PluginCtx> {
-        let mut store = Store::new(&self.engine, PluginCtx::new(label, self.limits.memory_bytes));
+        let mut store = Store::new(
+            &self.engine,
+            PluginCtx::new(label, self.limits.memory_bytes),
+        );
         store.limiter(|ctx| &mut ctx.limiter);
         store.epoch_deadline_trap();
         // Deadlines start at 0: arm one before instantiation runs any code.
@@ -245,8 +248,12 @@ mod tests {
     #[test]
     fn headers_are_named() {
         let core = b"\0asm\x01\0\0\0rest";
-        assert!(matches!(check_header(core), Err(LoadError::NotAComponent(m)) if m.contains("core WebAssembly module")));
-        assert!(matches!(check_header(b"hello world"), Err(LoadError::NotAComponent(m)) if m.contains("magic")));
+        assert!(
+            matches!(check_header(core), Err(LoadError::NotAComponent(m)) if m.contains("core WebAssembly module"))
+        );
+        assert!(
+            matches!(check_header(b"hello world"), Err(LoadError::NotAComponent(m)) if m.contains("magic"))
+        );
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
     }
 }

@@ -67,7 +67,9 @@ pub enum CallError {
         deadline_ms: u64,
     },
     /// The guest tried to grow its memory past the cap.
-    #[error("{plugin} exceeded its memory limit of {limit_bytes} bytes (asked for {wanted_bytes})")]
+    #[error(
+        "{plugin} exceeded its memory limit of {limit_bytes} bytes (asked for {wanted_bytes})"
+    )]
     MemoryLimit {
         /// `name@version` of the plugin.
         plugin: String,

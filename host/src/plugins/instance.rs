@@ -39,7 +39,10 @@ pub(super) struct Live<W> {
 
 impl<W: WorldExports> Live<W> {
     /// Instantiates `component` and reads its name and version.
-    pub(super) fn new(engine: &PluginEngine, component: Arc<LoadedComponent>) -> Result<Self, LoadError> {
+    pub(super) fn new(
+        engine: &PluginEngine,
+        component: Arc<LoadedComponent>,
+    ) -> Result<Self, LoadError> {
         let provisional = format!("{} plugin", component.kind);
         let (store, exports) = instantiate::<W>(engine, &component, provisional)
             .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
@@ -86,7 +89,8 @@ impl<W: WorldExports> Live<W> {
         &mut self,
         f: impl FnOnce(&W, &mut Store<PluginCtx>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
-        self.store.set_epoch_deadline(self.engine.limits().deadline_ticks());
+        self.store
+            .set_epoch_deadline(self.engine.limits().deadline_ticks());
         self.store.data_mut().logs_this_call = 0;
         match f(&self.exports, &mut self.store) {
             Ok(value) => Ok(value),

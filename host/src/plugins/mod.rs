@@ -17,6 +17,7 @@
 
 pub mod bindings;
 pub mod cache;
+pub mod conformance;
 pub mod contract;
 mod ctx;
 pub mod embedded;

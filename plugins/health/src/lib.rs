@@ -110,4 +110,3 @@ impl bindings::exports::tickstock::plugins::health_metrics::Guest for Component 
         }
     }
 }
-

@@ -104,7 +104,11 @@ impl HealthState {
             .filter(|(t, _)| *t <= now_ms)
             .map(|(_, n)| n)
             .sum();
-        let active = self.last_seen.values().filter(|seen| **seen <= now_ms).count();
+        let active = self
+            .last_seen
+            .values()
+            .filter(|seen| **seen <= now_ms)
+            .count();
         let observed = now_ms - self.started_ms.unwrap_or(now_ms);
         let span_ms = if observed >= window_ms {
             window_ms
@@ -171,7 +175,10 @@ impl HealthState {
         if host.dropped_since_last_report > 0 {
             worsen(
                 HealthStatus::Degraded,
-                format!("{} ticks dropped since the last report", host.dropped_since_last_report),
+                format!(
+                    "{} ticks dropped since the last report",
+                    host.dropped_since_last_report
+                ),
             );
         }
         for issue in &host.issues {
@@ -285,13 +292,22 @@ mod tests {
     fn stall_degrades_then_errors() {
         let mut s = HealthState::default();
         s.observe(&["A"], 0);
-        assert_eq!(s.report(10_000, &host(10_000, 5)).status, HealthStatus::Healthy);
+        assert_eq!(
+            s.report(10_000, &host(10_000, 5)).status,
+            HealthStatus::Healthy
+        );
         let r = s.report(31_000, &host(10_000, 5));
         assert_eq!(r.status, HealthStatus::Degraded);
         assert!(r.reason.contains("no ticks for 31s"), "{}", r.reason);
-        assert_eq!(s.report(301_000, &host(10_000, 5)).status, HealthStatus::Error);
+        assert_eq!(
+            s.report(301_000, &host(10_000, 5)).status,
+            HealthStatus::Error
+        );
         // Not subscribed: silence is expected.
-        assert_eq!(s.report(400_000, &host(10_000, 0)).status, HealthStatus::Healthy);
+        assert_eq!(
+            s.report(400_000, &host(10_000, 0)).status,
+            HealthStatus::Healthy
+        );
     }
 
     #[test]

@@ -78,4 +78,3 @@ impl bindings::exports::tickstock::plugins::normalize::Guest for Component {
         normalize_frame(&frame)
     }
 }
-

@@ -195,7 +195,8 @@ fn push_event(out: &mut Normalized, event: RawEvent<'_>) {
     let ev = match event.ev.as_deref() {
         Some(ev) => ev,
         None => {
-            out.skipped.push(malformed(None, "event has no \"ev\" field"));
+            out.skipped
+                .push(malformed(None, "event has no \"ev\" field"));
             return;
         }
     };
@@ -219,10 +220,26 @@ fn push_event(out: &mut Normalized, event: RawEvent<'_>) {
 
 fn trade(out: &mut Normalized, e: &RawEvent<'_>) {
     let (Some(symbol), Some(price), Some(timestamp)) = (e.sym.as_deref(), e.p, e.t) else {
-        out.skipped.push(missing(e, "T", &[("sym", e.sym.is_some()), ("p", e.p.is_some()), ("t", e.t.is_some())]));
+        out.skipped.push(missing(
+            e,
+            "T",
+            &[
+                ("sym", e.sym.is_some()),
+                ("p", e.p.is_some()),
+                ("t", e.t.is_some()),
+            ],
+        ));
         return;
     };
-    push_tick(out, symbol, price, e.s.unwrap_or(0), timestamp, e, EventKind::Trade);
+    push_tick(
+        out,
+        symbol,
+        price,
+        e.s.unwrap_or(0),
+        timestamp,
+        e,
+        EventKind::Trade,
+    );
 }
 
 fn aggregate(out: &mut Normalized, e: &RawEvent<'_>, kind: EventKind) {
@@ -230,9 +247,21 @@ fn aggregate(out: &mut Normalized, e: &RawEvent<'_>, kind: EventKind) {
         Some(CField::Close(c)) => Some(c),
         _ => None,
     };
-    let ev = if kind == EventKind::SecondAggregate { "A" } else { "AM" };
+    let ev = if kind == EventKind::SecondAggregate {
+        "A"
+    } else {
+        "AM"
+    };
     let (Some(symbol), Some(price), Some(timestamp)) = (e.sym.as_deref(), close, e.e) else {
-        out.skipped.push(missing(e, ev, &[("sym", e.sym.is_some()), ("c", close.is_some()), ("e", e.e.is_some())]));
+        out.skipped.push(missing(
+            e,
+            ev,
+            &[
+                ("sym", e.sym.is_some()),
+                ("c", close.is_some()),
+                ("e", e.e.is_some()),
+            ],
+        ));
         return;
     };
     push_tick(out, symbol, price, e.v.unwrap_or(0), timestamp, e, kind);
@@ -261,7 +290,10 @@ fn push_tick(
     kind: EventKind,
 ) {
     if !price.is_finite() {
-        out.skipped.push(malformed(e.ev.as_deref().map(str::to_string), "price is not a finite number"));
+        out.skipped.push(malformed(
+            e.ev.as_deref().map(str::to_string),
+            "price is not a finite number",
+        ));
         return;
     }
     let wire = MarketTick {
@@ -275,7 +307,10 @@ fn push_tick(
     let payload = match serde_json::to_string(&wire) {
         Ok(payload) => payload,
         Err(err) => {
-            out.skipped.push(malformed(e.ev.as_deref().map(str::to_string), &err.to_string()));
+            out.skipped.push(malformed(
+                e.ev.as_deref().map(str::to_string),
+                &err.to_string(),
+            ));
             return;
         }
     };
@@ -294,9 +329,19 @@ fn push_tick(
 }
 
 fn missing(e: &RawEvent<'_>, ev: &str, fields: &[(&str, bool)]) -> Skipped {
-    let absent: Vec<&str> = fields.iter().filter(|(_, present)| !present).map(|(name, _)| *name).collect();
+    let absent: Vec<&str> = fields
+        .iter()
+        .filter(|(_, present)| !present)
+        .map(|(name, _)| *name)
+        .collect();
     let _ = e;
-    malformed(Some(ev.to_string()), &format!("{ev} event missing required field(s): {}", absent.join(", ")))
+    malformed(
+        Some(ev.to_string()),
+        &format!(
+            "{ev} event missing required field(s): {}",
+            absent.join(", ")
+        ),
+    )
 }
 
 fn malformed(ev: Option<String>, detail: &str) -> Skipped {
@@ -325,7 +370,8 @@ mod tests {
 
     #[test]
     fn trade_payload_is_the_contract_object() {
-        let out = normalize(r#"[{"ev":"T","sym":"AAPL","p":227.51,"s":100,"t":1759864911658,"q":7}]"#);
+        let out =
+            normalize(r#"[{"ev":"T","sym":"AAPL","p":227.51,"s":100,"t":1759864911658,"q":7}]"#);
         assert_eq!(out.ticks.len(), 1);
         assert!(out.skipped.is_empty());
         assert_eq!(
@@ -337,11 +383,16 @@ mod tests {
 
     #[test]
     fn one_bad_event_does_not_spoil_the_frame() {
-        let out = normalize(r#"[{"ev":"T","sym":"A","p":"x","t":1},{"ev":"T","sym":"B","p":1.5,"t":2},7]"#);
+        let out = normalize(
+            r#"[{"ev":"T","sym":"A","p":"x","t":1},{"ev":"T","sym":"B","p":1.5,"t":2},7]"#,
+        );
         assert_eq!(out.ticks.len(), 1);
         assert_eq!(out.ticks[0].tick.symbol, "B");
         assert_eq!(out.skipped.len(), 2);
-        assert!(out.skipped.iter().all(|s| s.reason == SkipReason::Malformed));
+        assert!(out
+            .skipped
+            .iter()
+            .all(|s| s.reason == SkipReason::Malformed));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! - `alloc`: allocates without bound (the host's memory cap must stop it);
 //! - `trap`: panics, which is a trap in WebAssembly;
 //! - `log`: logs through the host and returns one tick;
+//! - `probe`: returns one tick whose payload reports what the sandbox lets
+//!   the guest see (environment, files, clock), as JSON;
 //! - anything else: one tick whose payload is the frame, so a test can see
 //!   the instance serving again after a failure.
 
@@ -20,10 +22,12 @@ use bindings::tickstock::plugins::types::*;
 
 struct Component;
 
-
 impl Guest for Component {
     fn info() -> PluginInfo {
-        PluginInfo { name: "misbehave".into(), version: "0.0.1".into() }
+        PluginInfo {
+            name: "misbehave".into(),
+            version: "0.0.1".into(),
+        }
     }
 
     fn normalize_frame(frame: String) -> Normalized {
@@ -43,22 +47,40 @@ impl Guest for Component {
             }
             "trap" => panic!("asked to trap"),
             "log" => log(LogLevel::Warn, "hello from the guest"),
+            "probe" => {
+                let clock = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(u64::MAX);
+                let probe = format!(
+                    r#"{{"env":{},"args":{},"root_readable":{},"clock_secs":{}}}"#,
+                    std::env::vars().count(),
+                    std::env::args().count(),
+                    std::fs::read_dir("/").is_ok(),
+                    clock
+                );
+                return echo(probe);
+            }
             _ => {}
         }
-        Normalized {
-            ticks: vec![NormalizedTick {
-                tick: Tick {
-                    symbol: "ECHO".into(),
-                    price: 1.0,
-                    size: 1,
-                    timestamp_ms: 0,
-                    sequence: None,
-                    kind: Some(EventKind::Trade),
-                    exchange: None,
-                },
-                payload: frame,
-            }],
-            skipped: Vec::new(),
-        }
+        echo(frame)
+    }
+}
+
+fn echo(payload: String) -> Normalized {
+    Normalized {
+        ticks: vec![NormalizedTick {
+            tick: Tick {
+                symbol: "ECHO".into(),
+                price: 1.0,
+                size: 1,
+                timestamp_ms: 0,
+                sequence: None,
+                kind: Some(EventKind::Trade),
+                exchange: None,
+            },
+            payload,
+        }],
+        skipped: Vec::new(),
     }
 }

@@ -15,10 +15,16 @@ struct Component;
 
 impl Guest for Component {
     fn info() -> PluginInfo {
-        PluginInfo { name: "next-major".into(), version: "2.0.0".into() }
+        PluginInfo {
+            name: "next-major".into(),
+            version: "2.0.0".into(),
+        }
     }
 
     fn normalize_frame(frame: String) -> Normalized {
-        Normalized { ticks: vec![frame], skipped: Vec::new() }
+        Normalized {
+            ticks: vec![frame],
+            skipped: Vec::new(),
+        }
     }
 }

@@ -1,0 +1,258 @@
+//! Conformance checks: golden Massive frames through a normalizer, and a
+//! sanity run of a health plugin. The cases live with the contract in
+//! `wit/conformance/`, so plugin authors run the same ones.
+//!
+//! Payloads are compared as JSON objects: a plugin may add fields (a new
+//! schema version), but every field of the golden payload must be there with
+//! the same value. [`Strictness::Exact`] also requires the exact bytes, which
+//! the bundled 1.0.0 normalizer meets.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::bindings::{HostState, MetricValue};
+use super::{skip_reason_label, HealthPlugin, NormalizerPlugin};
+
+/// The golden cases, embedded at build time.
+const NORMALIZER_CASES: &str = include_str!("../../../wit/conformance/normalizer-1.json");
+
+/// One golden frame and what a normalizer must make of it.
+#[derive(Debug, Deserialize)]
+pub struct Case {
+    /// What the case covers.
+    pub name: String,
+    /// The raw frame.
+    pub frame: String,
+    /// Expected payloads, in order.
+    pub ticks: Vec<String>,
+    /// Expected skips, in order.
+    pub skipped: Vec<ExpectedSkip>,
+}
+
+/// An expected skip.
+#[derive(Debug, Deserialize)]
+pub struct ExpectedSkip {
+    /// `status`, `unknown_event`, `malformed` or `not_published`.
+    pub reason: String,
+    /// The event's `ev`, if any.
+    pub ev: Option<String>,
+    /// The exact detail, when it matters (status events).
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CaseFile {
+    cases: Vec<Case>,
+}
+
+/// How closely payloads must match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strictness {
+    /// Byte-for-byte payloads.
+    Exact,
+    /// Golden fields present with equal values; extra fields allowed.
+    Superset,
+}
+
+/// The golden normalizer cases.
+pub fn normalizer_cases() -> Vec<Case> {
+    // The file is part of the build; a parse failure is a build defect that
+    // the unit test below catches.
+    serde_json::from_str::<CaseFile>(NORMALIZER_CASES)
+        .map(|f| f.cases)
+        .unwrap_or_default()
+}
+
+/// Runs every golden case through `plugin`; returns one line per mismatch.
+pub fn check_normalizer(
+    plugin: &mut NormalizerPlugin,
+    strictness: Strictness,
+) -> Result<usize, Vec<String>> {
+    let cases = normalizer_cases();
+    let mut problems = Vec::new();
+    for case in &cases {
+        let out = match plugin.normalize_frame(&case.frame) {
+            Ok(out) => out,
+            Err(err) => {
+                problems.push(format!("{}: call failed: {err}", case.name));
+                continue;
+            }
+        };
+        if out.ticks.len() != case.ticks.len() {
+            problems.push(format!(
+                "{}: expected {} ticks, got {}",
+                case.name,
+                case.ticks.len(),
+                out.ticks.len()
+            ));
+        }
+        for (i, (got, want)) in out.ticks.iter().zip(&case.ticks).enumerate() {
+            if let Err(why) = payload_matches(&got.payload, want, strictness) {
+                problems.push(format!("{}: tick {i}: {why}", case.name));
+            }
+        }
+        let got: Vec<(&str, Option<&str>, &str)> = out
+            .skipped
+            .iter()
+            .map(|s| {
+                (
+                    skip_reason_label(s.reason),
+                    s.ev.as_deref(),
+                    s.detail.as_str(),
+                )
+            })
+            .collect();
+        if got.len() != case.skipped.len() {
+            problems.push(format!(
+                "{}: expected {} skipped, got {}: {got:?}",
+                case.name,
+                case.skipped.len(),
+                got.len()
+            ));
+            continue;
+        }
+        for (i, ((reason, ev, detail), want)) in got.iter().zip(&case.skipped).enumerate() {
+            let detail_ok = want.detail.as_deref().is_none_or(|d| d == *detail)
+                && (want.reason != "status" || ev.is_none() || !detail.is_empty());
+            if *reason != want.reason || *ev != want.ev.as_deref() || !detail_ok {
+                problems.push(format!(
+                    "{}: skipped {i}: expected {} {:?}, got {reason} {ev:?} {detail:?}",
+                    case.name, want.reason, want.ev
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(cases.len())
+    } else {
+        Err(problems)
+    }
+}
+
+fn payload_matches(got: &str, want: &str, strictness: Strictness) -> Result<(), String> {
+    if strictness == Strictness::Exact {
+        return if got == want {
+            Ok(())
+        } else {
+            Err(format!("payload {got} is not {want}"))
+        };
+    }
+    let got_v: Value =
+        serde_json::from_str(got).map_err(|e| format!("payload is not JSON ({e}): {got}"))?;
+    let want_v: Value = serde_json::from_str(want).map_err(|e| format!("golden payload: {e}"))?;
+    let (Some(got_o), Some(want_o)) = (got_v.as_object(), want_v.as_object()) else {
+        return Err(format!("payload is not a JSON object: {got}"));
+    };
+    for (key, value) in want_o {
+        match got_o.get(key) {
+            Some(v) if v == value => {}
+            Some(v) => return Err(format!("field {key:?} is {v}, expected {value}")),
+            None => return Err(format!("field {key:?} is missing")),
+        }
+    }
+    Ok(())
+}
+
+/// Runs a health plugin through a short scripted session and checks that
+/// its reports carry the contract's fields with sane values.
+pub fn check_health(plugin: &mut HealthPlugin) -> Result<(), Vec<String>> {
+    use super::bindings::{EventKind, Tick};
+    let tick = |symbol: &str| Tick {
+        symbol: symbol.to_string(),
+        price: 100.0,
+        size: 100,
+        timestamp_ms: 1_700_000_000_000,
+        sequence: None,
+        kind: Some(EventKind::Trade),
+        exchange: None,
+    };
+    let host = HostState {
+        window_ms: 10_000,
+        subscribed_symbols: 3,
+        feed_connected: true,
+        bus_connected: true,
+        dropped_since_last_report: 0,
+        issues: Vec::new(),
+    };
+    let t0 = 1_700_000_000_000;
+    let mut problems = Vec::new();
+    let batch = [tick("AAA"), tick("BBB"), tick("AAA")];
+    for i in 0..10 {
+        if let Err(e) = plugin.observe(&batch, t0 + i * 1_000) {
+            return Err(vec![format!("observe failed: {e}")]);
+        }
+    }
+    let report = match plugin.report(t0 + 10_000, &host) {
+        Ok(r) => r,
+        Err(e) => return Err(vec![format!("report failed: {e}")]),
+    };
+    for field in [
+        "active_symbols",
+        "ticks_per_second",
+        "patterns_detected",
+        "indicators_calculated",
+    ] {
+        match report.metrics.iter().find(|m| m.name == field) {
+            None => problems.push(format!("report lacks {field}")),
+            Some(m) => {
+                let numeric = matches!(m.value, MetricValue::Integer(_) | MetricValue::Float(_));
+                if !numeric {
+                    problems.push(format!("{field} is not a number"));
+                }
+            }
+        }
+    }
+    let value = |name: &str| {
+        report
+            .metrics
+            .iter()
+            .find(|m| m.name == name)
+            .and_then(|m| match m.value {
+                MetricValue::Integer(i) => Some(i as f64),
+                MetricValue::Float(f) => Some(f),
+                _ => None,
+            })
+    };
+    if value("active_symbols") != Some(2.0) {
+        problems.push(format!(
+            "active_symbols is {:?} after ticks of 2 symbols",
+            value("active_symbols")
+        ));
+    }
+    match value("ticks_per_second") {
+        Some(tps) if tps > 0.0 && tps.is_finite() => {}
+        other => problems.push(format!(
+            "ticks_per_second is {other:?} after 30 ticks in 10 s"
+        )),
+    }
+    let mut names = std::collections::HashSet::new();
+    for m in &report.metrics {
+        if !names.insert(m.name.as_str()) {
+            problems.push(format!("metric {} appears twice", m.name));
+        }
+        if m.name.is_empty()
+            || m.name == "session_id"
+            || m.name == "status"
+            || m.name == "timestamp"
+        {
+            problems.push(format!("metric name {:?} is reserved for the host", m.name));
+        }
+    }
+    if let Err(e) = plugin.export_state() {
+        problems.push(format!("export_state failed: {e}"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn golden_file_parses() {
+        assert!(super::normalizer_cases().len() >= 15);
+    }
+}

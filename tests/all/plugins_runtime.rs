@@ -1,0 +1,218 @@
+//! Runtime safety: deadlines, memory cap, traps, instance replacement,
+//! contract checks, the compiled cache and the sandbox.
+
+use std::time::{Duration, Instant};
+
+use tickstock::plugins::{
+    embedded, CacheOutcome, CallError, Limits, LoadError, NormalizerPlugin, PluginEngine,
+    PluginKind,
+};
+
+use crate::helpers::{self, guests};
+
+fn misbehaving() -> NormalizerPlugin {
+    let engine = helpers::strict_engine();
+    let component = helpers::load(&engine, PluginKind::Normalizer, &guests::misbehave());
+    NormalizerPlugin::new(&engine, component).unwrap()
+}
+
+/// Each failure comes back as an error (well within a generous bound, so a
+/// hang fails the test) and the next call is served.
+fn assert_fails_then_recovers(frame: &str, check: impl Fn(&CallError) -> bool) {
+    let mut plugin = misbehaving();
+    let start = Instant::now();
+    let err = plugin
+        .normalize_frame(frame)
+        .expect_err("the call must fail");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(check(&err), "unexpected error: {err}");
+    assert_eq!(plugin.restarts(), 1);
+    let out = plugin.normalize_frame("still alive").unwrap();
+    assert_eq!(out.ticks[0].payload, "still alive");
+}
+
+#[test]
+fn a_looping_plugin_is_stopped_by_the_deadline() {
+    assert_fails_then_recovers("loop", |e| {
+        matches!(
+            e,
+            CallError::Deadline {
+                deadline_ms: 20,
+                ..
+            }
+        ) && e.to_string().contains("deadline")
+    });
+}
+
+#[test]
+fn an_allocating_plugin_hits_the_memory_cap() {
+    assert_fails_then_recovers(
+        "alloc",
+        |e| matches!(e, CallError::MemoryLimit { limit_bytes, wanted_bytes, .. } if *limit_bytes == 16 << 20 && wanted_bytes > limit_bytes),
+    );
+}
+
+#[test]
+fn a_trapping_plugin_reports_its_panic() {
+    assert_fails_then_recovers("trap", |e| {
+        matches!(e, CallError::Trap { .. }) && e.to_string().contains("asked to trap")
+    });
+}
+
+#[test]
+fn repeated_failures_never_stop_the_service() {
+    let mut plugin = misbehaving();
+    for round in 0..5 {
+        for frame in ["loop", "trap", "alloc"] {
+            assert!(
+                plugin.normalize_frame(frame).is_err(),
+                "round {round} {frame}"
+            );
+        }
+        assert_eq!(plugin.normalize_frame("ok").unwrap().ticks.len(), 1);
+    }
+    assert_eq!(plugin.restarts(), 15);
+}
+
+#[test]
+fn guest_logs_reach_the_host() {
+    let mut plugin = misbehaving();
+    // `log` calls the host's one granted import; the call must succeed.
+    assert_eq!(plugin.normalize_frame("log").unwrap().ticks.len(), 1);
+}
+
+#[test]
+fn the_sandbox_grants_nothing() {
+    let mut plugin = misbehaving();
+    let out = plugin.normalize_frame("probe").unwrap();
+    let probe: serde_json::Value = serde_json::from_str(&out.ticks[0].payload).unwrap();
+    assert_eq!(probe["env"], 0, "environment leaked: {probe}");
+    assert_eq!(probe["args"], 0, "arguments leaked: {probe}");
+    assert_eq!(probe["root_readable"], false, "filesystem visible: {probe}");
+    assert_eq!(
+        probe["clock_secs"], 0,
+        "the wall clock is readable: {probe}"
+    );
+}
+
+#[test]
+fn a_future_major_version_is_refused_by_name() {
+    let engine = helpers::engine();
+    let err = engine
+        .load(PluginKind::Normalizer, &guests::next_major())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, LoadError::IncompatibleVersion { .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("tickstock:plugins@2.0.0"), "{msg}");
+    assert!(msg.contains(">=1.0.0, <2.0.0"), "{msg}");
+}
+
+#[test]
+fn a_component_of_the_other_world_is_refused() {
+    let engine = helpers::engine();
+    let err = engine
+        .load(PluginKind::Normalizer, embedded::HEALTH)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            LoadError::WrongKind {
+                expected: "normalizer",
+                found: "health",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("this is a health plugin"), "{err}");
+    let err = engine
+        .load(PluginKind::Health, embedded::NORMALIZER)
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("this is a normalizer plugin"),
+        "{err}"
+    );
+}
+
+#[test]
+fn junk_and_core_modules_are_refused_clearly() {
+    let engine = helpers::engine();
+    let err = engine
+        .load(PluginKind::Normalizer, b"definitely not wasm")
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("not a WebAssembly component"),
+        "{err}"
+    );
+    // A valid core module (the smallest one) is not a component.
+    let err = engine
+        .load(PluginKind::Normalizer, b"\0asm\x01\0\0\0")
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("core WebAssembly module"), "{err}");
+    // A component header followed by garbage fails to compile, with a reason.
+    let mut truncated = embedded::NORMALIZER[..embedded::NORMALIZER.len() / 2].to_vec();
+    truncated.extend_from_slice(b"garbage");
+    let err = engine
+        .load(PluginKind::Normalizer, &truncated)
+        .err()
+        .unwrap();
+    assert!(matches!(err, LoadError::Compile(_)), "{err}");
+}
+
+#[test]
+fn compiled_components_are_cached_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = PluginEngine::new(Limits::default(), Some(dir.path())).unwrap();
+    let loaded = first
+        .load(PluginKind::Normalizer, embedded::NORMALIZER)
+        .unwrap();
+    assert_eq!(loaded.cache, CacheOutcome::Miss);
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(entries.len(), 1);
+    let entry = first.cache().unwrap().entry(&loaded.sha256);
+    assert!(entry.exists());
+
+    // A new engine (a restart) loads the compiled form instead of compiling.
+    let second = PluginEngine::new(Limits::default(), Some(dir.path())).unwrap();
+    let cached = second
+        .load(PluginKind::Normalizer, embedded::NORMALIZER)
+        .unwrap();
+    assert_eq!(cached.cache, CacheOutcome::Hit);
+    let mut plugin = NormalizerPlugin::new(&second, cached.into()).unwrap();
+    let out = plugin
+        .normalize_frame(r#"[{"ev":"T","sym":"A","p":1.0,"t":1}]"#)
+        .unwrap();
+    assert_eq!(out.ticks.len(), 1);
+
+    // A corrupt entry is discarded and the component recompiled.
+    std::fs::write(&entry, b"corrupt").unwrap();
+    let third = PluginEngine::new(Limits::default(), Some(dir.path())).unwrap();
+    let recompiled = third
+        .load(PluginKind::Normalizer, embedded::NORMALIZER)
+        .unwrap();
+    assert_eq!(recompiled.cache, CacheOutcome::Miss);
+}
+
+#[test]
+fn the_plugin_reports_its_name_and_versions() {
+    let engine = helpers::engine();
+    let plugin = helpers::normalizer(&engine);
+    assert_eq!(plugin.info().name, "massive-stocks");
+    assert_eq!(plugin.info().version, "1.0.0");
+    assert_eq!(plugin.component().wit_version, "1.0.0");
+    assert_eq!(plugin.label(), "massive-stocks@1.0.0");
+    let health = helpers::health(&engine);
+    assert_eq!(health.label(), "stream-health@1.0.0");
+}
