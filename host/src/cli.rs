@@ -73,6 +73,15 @@ pub struct CommonArgs {
     /// A named universe of symbols [default: market_leaders:top_500].
     #[arg(long, value_name = "NAME")]
     pub universe: Option<String>,
+    /// Massive channels to subscribe to, comma-separated: T, Q, A, AM [default: T].
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub channels: Option<Vec<String>>,
+    /// Frames the feed may queue for normalization before it drops (and counts) [default: 4096].
+    #[arg(long, value_name = "N")]
+    pub queue_capacity: Option<usize>,
+    /// Token that enables the admin API (requests need `Authorization: Bearer TOKEN`).
+    #[arg(long, env = "TICKSTOCK_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Normalizer component to use instead of the embedded one.
     #[arg(long, value_name = "FILE")]
     pub normalizer: Option<PathBuf>,

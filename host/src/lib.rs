@@ -11,5 +11,10 @@
 pub mod app;
 pub mod author;
 pub mod cli;
+pub mod config;
+pub mod feed;
+pub mod pipeline;
 pub mod plugins;
+pub mod simulator;
 pub mod telemetry;
+pub mod universe;

@@ -1,0 +1,386 @@
+//! One validated [`Config`] from the command line, the environment and an
+//! optional TOML file (`--config`). Precedence: command line, then
+//! environment (clap reads both), then the file, then built-in defaults.
+//!
+//! Secrets (the Massive API key, the admin token, a Redis password) are
+//! wrapped in [`Secret`], whose `Debug` and `Display` print `***`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use crate::cli::CommonArgs;
+use crate::plugins::Limits;
+use crate::universe::{Universe, DEFAULT_UNIVERSE};
+
+/// The real-time stocks cluster.
+pub const DEFAULT_MASSIVE_URL: &str = "wss://socket.massive.com/stocks";
+/// Environment variable holding the Massive API key.
+pub const API_KEY_ENV: &str = "MASSIVE_API_KEY";
+
+/// A value that must never be printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself; call only where it is sent to its destination.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A Massive channel (event type) to subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// Trades.
+    T,
+    /// Quotes.
+    Q,
+    /// Per-second aggregates.
+    A,
+    /// Per-minute aggregates.
+    AM,
+}
+
+impl Channel {
+    /// The topic prefix, e.g. `T`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::T => "T",
+            Channel::Q => "Q",
+            Channel::A => "A",
+            Channel::AM => "AM",
+        }
+    }
+
+    /// Parses `T`, `Q`, `A` or `AM` (case-insensitive).
+    pub fn parse(s: &str) -> anyhow::Result<Channel> {
+        Ok(match s.trim().to_ascii_uppercase().as_str() {
+            "T" => Channel::T,
+            "Q" => Channel::Q,
+            "A" => Channel::A,
+            "AM" => Channel::AM,
+            other => bail!("unknown channel {other:?}: expected T, Q, A or AM"),
+        })
+    }
+}
+
+/// Which symbols to subscribe to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Symbols {
+    /// The whole market (`T.*`).
+    All,
+    /// These symbols.
+    List(Vec<String>),
+}
+
+/// What the feed subscribes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// Universe name reported in session events (`custom` for `--symbols`,
+    /// `all` for `*`).
+    pub universe: String,
+    /// The symbols.
+    pub symbols: Symbols,
+    /// The channels.
+    pub channels: Vec<Channel>,
+}
+
+impl Subscription {
+    /// Every topic, e.g. `T.AAPL` or `T.*`.
+    pub fn topics(&self) -> Vec<String> {
+        let mut topics = Vec::new();
+        for channel in &self.channels {
+            match &self.symbols {
+                Symbols::All => topics.push(format!("{}.*", channel.as_str())),
+                Symbols::List(list) => {
+                    topics.extend(list.iter().map(|s| format!("{}.{s}", channel.as_str())))
+                }
+            }
+        }
+        topics
+    }
+
+    /// Number of symbols subscribed (0 for the whole market, which has no
+    /// fixed count).
+    pub fn symbol_count(&self) -> usize {
+        match &self.symbols {
+            Symbols::All => 0,
+            Symbols::List(list) => list.len(),
+        }
+    }
+}
+
+/// Where plugin components come from (embedded defaults when all are None).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginSources {
+    /// `--normalizer FILE`.
+    pub normalizer: Option<PathBuf>,
+    /// `--health FILE`.
+    pub health: Option<PathBuf>,
+    /// `--plugin-dir DIR`: `normalizer.wasm` / `health.wasm` inside it.
+    pub dir: Option<PathBuf>,
+}
+
+/// Everything a role needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Redis URL; `None` means the in-process bus.
+    pub redis_url: Option<Secret>,
+    /// Massive WebSocket URL.
+    pub massive_url: String,
+    /// Massive API key; `None` means the built-in simulator (for `run` and `ingest`).
+    pub api_key: Option<Secret>,
+    /// Prefix of every channel name.
+    pub channel_prefix: String,
+    /// Time between health events.
+    pub health_interval: Duration,
+    /// Dashboard / API listen address.
+    pub listen: SocketAddr,
+    /// What to subscribe to.
+    pub subscription: Subscription,
+    /// Plugin components.
+    pub plugins: PluginSources,
+    /// Compiled-component cache directory.
+    pub cache_dir: Option<PathBuf>,
+    /// Per-call plugin limits.
+    pub limits: Limits,
+    /// Frames the feed may queue before dropping.
+    pub queue_capacity: usize,
+    /// Admin API token; `None` disables the admin API.
+    pub admin_token: Option<Secret>,
+}
+
+/// The TOML file: the same options as the command line, snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    redis_url: Option<String>,
+    massive_url: Option<String>,
+    channel_prefix: Option<String>,
+    health_interval: Option<f64>,
+    listen: Option<String>,
+    symbols: Option<Vec<String>>,
+    universe: Option<String>,
+    channels: Option<Vec<String>>,
+    queue_capacity: Option<usize>,
+    normalizer: Option<PathBuf>,
+    health: Option<PathBuf>,
+    plugin_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    plugin_deadline_ms: Option<u64>,
+    plugin_memory_mib: Option<usize>,
+}
+
+impl Config {
+    /// Resolves the configuration from parsed arguments and the process
+    /// environment.
+    pub fn resolve(args: &CommonArgs) -> anyhow::Result<Config> {
+        let api_key = std::env::var(API_KEY_ENV).ok().filter(|k| !k.trim().is_empty());
+        Config::resolve_with(args, api_key)
+    }
+
+    /// Like [`Config::resolve`], with the API key given explicitly.
+    pub fn resolve_with(args: &CommonArgs, api_key: Option<String>) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let channel_prefix = args
+            .channel_prefix
+            .clone()
+            .or(file.channel_prefix)
+            .unwrap_or_else(|| "tickstock".into());
+        if channel_prefix.is_empty() || channel_prefix.contains(char::is_whitespace) {
+            bail!("--channel-prefix must be non-empty and without spaces");
+        }
+        let interval = args.health_interval.or(file.health_interval).unwrap_or(10.0);
+        if !(interval.is_finite() && interval >= 0.05) {
+            bail!("--health-interval must be at least 0.05 seconds, got {interval}");
+        }
+        let listen = args
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen
+            .parse()
+            .with_context(|| format!("--listen {listen:?} is not an address like 127.0.0.1:8080"))?;
+
+        let channels = match args.channels.clone().or(file.channels) {
+            Some(list) => list.iter().map(|c| Channel::parse(c)).collect::<anyhow::Result<Vec<_>>>()?,
+            None => vec![Channel::T],
+        };
+        if channels.is_empty() {
+            bail!("--channels must name at least one channel");
+        }
+        let symbols = args.symbols.clone().or(file.symbols);
+        let universe = args.universe.clone().or(file.universe);
+        let subscription = subscription(symbols, universe, channels)?;
+
+        let deadline_ms = args.plugin_deadline_ms.or(file.plugin_deadline_ms).unwrap_or(50);
+        let memory_mib = args.plugin_memory_mib.or(file.plugin_memory_mib).unwrap_or(64);
+        if deadline_ms == 0 || memory_mib == 0 {
+            bail!("--plugin-deadline-ms and --plugin-memory-mib must be positive");
+        }
+        let queue_capacity = args.queue_capacity.or(file.queue_capacity).unwrap_or(4096);
+        if queue_capacity == 0 {
+            bail!("--queue-capacity must be positive");
+        }
+        Ok(Config {
+            redis_url: args.redis_url.clone().or(file.redis_url).map(Secret::new),
+            massive_url: args
+                .massive_url
+                .clone()
+                .or(file.massive_url)
+                .unwrap_or_else(|| DEFAULT_MASSIVE_URL.into()),
+            api_key: api_key.map(Secret::new),
+            channel_prefix,
+            health_interval: Duration::from_secs_f64(interval),
+            listen,
+            subscription,
+            plugins: PluginSources {
+                normalizer: args.normalizer.clone().or(file.normalizer),
+                health: args.health.clone().or(file.health),
+                dir: args.plugin_dir.clone().or(file.plugin_dir),
+            },
+            cache_dir: args.cache_dir.clone().or(file.cache_dir).or_else(default_cache_dir),
+            limits: Limits {
+                deadline: Duration::from_millis(deadline_ms),
+                memory_bytes: memory_mib << 20,
+            },
+            queue_capacity,
+            admin_token: args.admin_token.clone().filter(|t| !t.is_empty()).map(Secret::new),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn subscription(
+    symbols: Option<Vec<String>>,
+    universe: Option<String>,
+    channels: Vec<Channel>,
+) -> anyhow::Result<Subscription> {
+    if let Some(list) = symbols {
+        let mut clean: Vec<String> = Vec::new();
+        for s in list.iter().map(|s| s.trim().to_ascii_uppercase()) {
+            if s.is_empty() {
+                continue;
+            }
+            if s != "*" && !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+                bail!("--symbols: {s:?} is not a ticker");
+            }
+            if !clean.contains(&s) {
+                clean.push(s);
+            }
+        }
+        if clean.is_empty() {
+            bail!("--symbols is empty");
+        }
+        if clean.iter().any(|s| s == "*") {
+            return Ok(Subscription {
+                universe: "all".into(),
+                symbols: Symbols::All,
+                channels,
+            });
+        }
+        return Ok(Subscription {
+            universe: "custom".into(),
+            symbols: Symbols::List(clean),
+            channels,
+        });
+    }
+    let name = universe.unwrap_or_else(|| DEFAULT_UNIVERSE.into());
+    let universe = Universe::named(&name)?;
+    Ok(Subscription {
+        universe: universe.name,
+        symbols: Symbols::List(universe.symbols),
+        channels,
+    })
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "tickstock").map(|d| d.cache_dir().join("components"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s} {s:?}"), "*** ***");
+        let cfg = Config::resolve_with(&CommonArgs::default(), Some("hunter2".into())).unwrap();
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let cfg = Config::resolve_with(&CommonArgs::default(), None).unwrap();
+        assert_eq!(cfg.channel_prefix, "tickstock");
+        assert_eq!(cfg.health_interval, Duration::from_secs(10));
+        assert_eq!(cfg.subscription.universe, "market_leaders:top_500");
+        assert_eq!(cfg.subscription.symbol_count(), 500);
+        assert_eq!(cfg.subscription.topics()[0], "T.AAPL");
+    }
+
+    #[test]
+    fn symbols_and_wildcard() {
+        let args = CommonArgs {
+            symbols: Some(vec!["aapl".into(), " MSFT".into(), "AAPL".into()]),
+            channels: Some(vec!["T".into(), "am".into()]),
+            ..Default::default()
+        };
+        let cfg = Config::resolve_with(&args, None).unwrap();
+        assert_eq!(cfg.subscription.topics(), vec!["T.AAPL", "T.MSFT", "AM.AAPL", "AM.MSFT"]);
+        let args = CommonArgs {
+            symbols: Some(vec!["*".into()]),
+            ..Default::default()
+        };
+        assert_eq!(Config::resolve_with(&args, None).unwrap().subscription.topics(), vec!["T.*"]);
+    }
+
+    #[test]
+    fn file_values_fill_gaps_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "channel_prefix = \"fromfile\"\nhealth_interval = 2.5\nlisten = \"127.0.0.1:9999\"\n").unwrap();
+        let args = CommonArgs {
+            config: Some(path.clone()),
+            listen: Some("127.0.0.1:1234".into()),
+            ..Default::default()
+        };
+        let cfg = Config::resolve_with(&args, None).unwrap();
+        assert_eq!(cfg.channel_prefix, "fromfile");
+        assert_eq!(cfg.health_interval, Duration::from_millis(2500));
+        assert_eq!(cfg.listen.port(), 1234);
+        std::fs::write(&path, "bogus_key = 1\n").unwrap();
+        let err = format!("{:#}", Config::resolve_with(&args, None).unwrap_err());
+        assert!(err.contains("bogus_key"), "{err}");
+    }
+}

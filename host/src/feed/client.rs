@@ -1,0 +1,368 @@
+//! The Massive WebSocket client: one connection, kept alive for as long as
+//! the host runs.
+//!
+//! Per session: connect, wait for `connected`, `auth`, subscribe in chunks,
+//! then read. The reader never waits on processing: each frame goes into a
+//! bounded queue with `try_send`; when the queue is full the frame is
+//! dropped and counted. Any drop of the socket (close, error, 30 s of
+//! silence) ends the session and the loop reconnects after a backoff delay;
+//! `auth_failed` ends the loop with an error; `max_connections` waits long.
+//! The API key is sent to the server and nowhere else: no log line or error
+//! contains it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::{Backoff, BackoffPolicy};
+use super::protocol::{self, Action};
+use super::stats::{bump, FeedState, FeedStats};
+use crate::config::Secret;
+
+/// One frame as read from the socket.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The frame text (a JSON array of events, unparsed).
+    pub text: Utf8Bytes,
+    /// When it was read, Unix ms.
+    pub received_ms: i64,
+}
+
+/// Timing of the client; the defaults follow Massive's official clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Opening the socket.
+    pub connect_timeout: Duration,
+    /// Waiting for `connected` and for the auth answer.
+    pub handshake_timeout: Duration,
+    /// Ping interval.
+    pub ping_every: Duration,
+    /// Silence after which the socket is considered dead.
+    pub read_deadline: Duration,
+    /// Reconnect delays.
+    pub backoff: BackoffPolicy,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            ping_every: Duration::from_secs(20),
+            read_deadline: Duration::from_secs(30),
+            backoff: BackoffPolicy::default(),
+        }
+    }
+}
+
+/// Why the feed stopped for good.
+#[derive(Debug, Error)]
+pub enum FeedError {
+    /// The server refused the API key. Retrying would not help.
+    #[error("Massive authentication failed ({message}): check MASSIVE_API_KEY and the plan it belongs to")]
+    AuthFailed {
+        /// The server's message.
+        message: String,
+    },
+    /// The URL cannot be used.
+    #[error("invalid Massive URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// How one session ended.
+enum Ended {
+    /// Shutdown requested (or nobody consumes frames any more).
+    Stopped,
+    /// `auth_failed`.
+    AuthFailed(String),
+    /// `max_connections`: another connection took the key.
+    Evicted(String),
+    /// Anything else: reconnect.
+    Dropped(String),
+}
+
+/// The feed client. Build it, then [`FeedClient::run`] it on a task.
+pub struct FeedClient {
+    url: String,
+    key: Secret,
+    topics: Vec<String>,
+    timing: Timing,
+    stats: Arc<FeedStats>,
+    frames: mpsc::Sender<Frame>,
+}
+
+impl FeedClient {
+    /// A client for `url` that sends frames to `frames`.
+    pub fn new(
+        url: impl Into<String>,
+        key: Secret,
+        topics: Vec<String>,
+        frames: mpsc::Sender<Frame>,
+        stats: Arc<FeedStats>,
+    ) -> Self {
+        FeedClient {
+            url: url.into(),
+            key,
+            topics,
+            timing: Timing::default(),
+            stats,
+            frames,
+        }
+    }
+
+    /// Overrides the timing (tests use short ones).
+    pub fn with_timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
+        self
+    }
+
+    /// Connects and reconnects until `cancel` fires (`Ok`) or the key is
+    /// refused (`Err`).
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), FeedError> {
+        if !(self.url.starts_with("ws://") || self.url.starts_with("wss://")) {
+            return Err(FeedError::InvalidUrl {
+                url: self.url.clone(),
+                reason: "it must start with ws:// or wss://".into(),
+            });
+        }
+        let mut backoff = Backoff::new(self.timing.backoff);
+        let mut sessions = 0u64;
+        loop {
+            bump(&self.stats.connect_attempts);
+            self.stats.set_state(FeedState::Connecting, None);
+            let mut streaming_since = None;
+            let ended = tokio::select! {
+                ended = self.session(&mut streaming_since, &mut sessions) => ended,
+                () = cancel.cancelled() => Ended::Stopped,
+            };
+            let uptime = streaming_since.map(|t: Instant| t.elapsed()).unwrap_or_default();
+            let delay = match ended {
+                Ended::Stopped => {
+                    self.stats.set_state(FeedState::Stopped, Some("shut down".into()));
+                    return Ok(());
+                }
+                Ended::AuthFailed(message) => {
+                    self.stats.set_state(FeedState::Stopped, Some("authentication failed".into()));
+                    return Err(FeedError::AuthFailed { message });
+                }
+                Ended::Evicted(message) => {
+                    let delay = backoff.after_eviction();
+                    let issue = "max_connections: another connection is using this API key".to_string();
+                    tracing::error!(
+                        server_message = %message,
+                        retry_in_s = delay.as_secs_f64(),
+                        "Massive closed the feed with max_connections: another client is using this API key. \
+                         Stop the other client; this host backs off instead of fighting it"
+                    );
+                    self.stats.set_state(FeedState::Disconnected, Some(issue));
+                    delay
+                }
+                Ended::Dropped(reason) => {
+                    let delay = backoff.after_connection(uptime);
+                    tracing::warn!(%reason, uptime_s = uptime.as_secs_f64(), retry_in_s = delay.as_secs_f64(), "feed disconnected; reconnecting");
+                    self.stats.set_state(FeedState::Disconnected, Some(format!("feed disconnected: {reason}")));
+                    delay
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = cancel.cancelled() => {
+                    self.stats.set_state(FeedState::Stopped, Some("shut down".into()));
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// One connection, from opening the socket to its end.
+    async fn session(&self, streaming_since: &mut Option<Instant>, sessions: &mut u64) -> Ended {
+        let t = self.timing;
+        let ws = match tokio::time::timeout(t.connect_timeout, tokio_tungstenite::connect_async(self.url.as_str())).await {
+            Ok(Ok((ws, _response))) => ws,
+            Ok(Err(err)) => return Ended::Dropped(format!("connect failed: {err}")),
+            Err(_) => return Ended::Dropped(format!("connect timed out after {:?}", t.connect_timeout)),
+        };
+        let (mut sink, mut stream) = ws.split();
+
+        // Handshake: `connected`, then auth. Data that arrives early is kept.
+        let mut phase = FeedState::Connecting;
+        let deadline = tokio::time::sleep(t.handshake_timeout);
+        tokio::pin!(deadline);
+        while phase != FeedState::Streaming {
+            let msg = tokio::select! {
+                msg = stream.next() => msg,
+                () = &mut deadline => return Ended::Dropped(format!("no {} within {:?}", if phase == FeedState::Connecting { "`connected`" } else { "auth answer" }, t.handshake_timeout)),
+            };
+            let text = match self.read(msg) {
+                Read::Text(text) => text,
+                Read::Skip => continue,
+                Read::End(ended) => return ended,
+            };
+            for status in protocol::statuses(&text) {
+                match status.status.as_str() {
+                    "connected" if phase == FeedState::Connecting => {
+                        phase = FeedState::Authenticating;
+                        self.stats.set_state(phase, None);
+                        let auth = Action { action: "auth", params: self.key.expose() };
+                        if let Err(e) = send_json(&mut sink, &auth).await {
+                            return Ended::Dropped(format!("sending auth failed: {e}"));
+                        }
+                    }
+                    "auth_success" => phase = FeedState::Streaming,
+                    "auth_failed" => return Ended::AuthFailed(status.message),
+                    "auth_timeout" => return Ended::Dropped("server reported auth_timeout".into()),
+                    "max_connections" => return Ended::Evicted(status.message),
+                    _ => {}
+                }
+            }
+            if let Some(ended) = self.forward(text) {
+                return ended;
+            }
+        }
+
+        bump(&self.stats.authenticated);
+        if *sessions > 0 {
+            bump(&self.stats.reconnects);
+        }
+        *sessions += 1;
+        for chunk in protocol::subscribe_chunks(&self.topics) {
+            if let Err(e) = send_json(&mut sink, &Action { action: "subscribe", params: &chunk }).await {
+                return Ended::Dropped(format!("sending subscribe failed: {e}"));
+            }
+        }
+        self.stats.set_state(FeedState::Streaming, None);
+        *streaming_since = Some(Instant::now());
+        tracing::info!(url = %self.url, topics = self.topics.len(), "feed authenticated and subscribed");
+
+        let mut ping = tokio::time::interval(t.ping_every);
+        ping.tick().await;
+        let mut last_read = Instant::now();
+        loop {
+            let silence = tokio::time::sleep_until((last_read + t.read_deadline).into());
+            let msg = tokio::select! {
+                msg = stream.next() => msg,
+                _ = ping.tick() => {
+                    if let Err(e) = sink.send(Message::Ping(Default::default())).await {
+                        return Ended::Dropped(format!("ping failed: {e}"));
+                    }
+                    continue;
+                }
+                () = silence => return Ended::Dropped(format!("no data or pong for {:?}", t.read_deadline)),
+            };
+            last_read = Instant::now();
+            let text = match self.read(msg) {
+                Read::Text(text) => text,
+                Read::Skip => continue,
+                Read::End(ended) => return ended,
+            };
+            if protocol::may_hold_status(&text) {
+                for status in protocol::statuses(&text) {
+                    if let Some(ended) = self.on_status(&status) {
+                        return ended;
+                    }
+                }
+            }
+            if let Some(ended) = self.forward(text) {
+                return ended;
+            }
+        }
+    }
+
+    /// Classifies one read from the socket.
+    fn read(&self, msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> Read {
+        match msg {
+            None => Read::End(Ended::Dropped("server closed the socket".into())),
+            Some(Err(err)) => Read::End(Ended::Dropped(format!("socket error: {err}"))),
+            Some(Ok(Message::Text(text))) => Read::Text(text),
+            Some(Ok(Message::Binary(bytes))) => match Utf8Bytes::try_from(bytes) {
+                Ok(text) => Read::Text(text),
+                Err(_) => {
+                    bump(&self.stats.frames_dropped_binary);
+                    Read::Skip
+                }
+            },
+            Some(Ok(Message::Close(frame))) => Read::End(Ended::Dropped(match frame {
+                Some(f) => format!("server closed the socket ({} {})", f.code, f.reason),
+                None => "server closed the socket".into(),
+            })),
+            Some(Ok(_)) => Read::Skip, // ping (answered by tungstenite), pong, raw frame
+        }
+    }
+
+    /// Acts on a status event seen while streaming.
+    fn on_status(&self, status: &protocol::Status) -> Option<Ended> {
+        match status.status.as_str() {
+            "success" => bump(&self.stats.subscribe_acks),
+            "max_connections" => {
+                bump(&self.stats.max_connections);
+                return Some(Ended::Evicted(status.message.clone()));
+            }
+            "slow_consumer" => {
+                bump(&self.stats.slow_consumer);
+                tracing::warn!(server_message = %status.message, "Massive reports this client as a slow consumer");
+            }
+            "force_disconnect" => {
+                bump(&self.stats.force_disconnect);
+                tracing::warn!(server_message = %status.message, "Massive forced a disconnect");
+            }
+            "auth_failed" => return Some(Ended::AuthFailed(status.message.clone())),
+            "error" => {
+                bump(&self.stats.status_errors);
+                tracing::warn!(server_message = %status.message, "Massive reported an error");
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Queues a frame for normalization without ever waiting.
+    fn forward(&self, text: Utf8Bytes) -> Option<Ended> {
+        bump(&self.stats.frames_received);
+        self.stats
+            .bytes_received
+            .fetch_add(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let frame = Frame {
+            text,
+            received_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        match self.frames.try_send(frame) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let dropped = self
+                    .stats
+                    .frames_dropped_queue_full
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if dropped.is_power_of_two() || dropped == 0 {
+                    tracing::warn!(dropped_total = dropped + 1, "normalization queue full; dropping frames");
+                }
+                None
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Some(Ended::Stopped),
+        }
+    }
+}
+
+enum Read {
+    Text(Utf8Bytes),
+    Skip,
+    End(Ended),
+}
+
+async fn send_json<S>(sink: &mut S, value: &Action<'_>) -> Result<(), String>
+where
+    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
+    // The error of a failed send never contains the payload (the key).
+    sink.send(Message::text(text)).await.map_err(|e| e.to_string())
+}

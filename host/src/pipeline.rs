@@ -1,0 +1,128 @@
+//! The normalization pipeline: one OS thread owns the normalizer instance
+//! and turns each raw [`Frame`] into a batch of ticks, in order.
+//!
+//! Frames arrive through the feed's bounded queue; batches leave through a
+//! bounded channel to the publisher. When the publisher is slow, this
+//! thread waits, the feed's queue fills, and the feed drops (and counts)
+//! frames at its end: the socket reader itself never waits. A frame on which
+//! the plugin fails becomes a [`Output::DeadLetter`] and the next frame is
+//! served by a fresh instance.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::feed::Frame;
+use crate::plugins::{skip_reason_label, NormalizedTick, NormalizerPlugin, SkipReason};
+
+/// The ticks of one frame.
+#[derive(Debug)]
+pub struct TickBatch {
+    /// Ticks in frame order.
+    pub ticks: Vec<NormalizedTick>,
+    /// When the frame was read, Unix ms.
+    pub received_ms: i64,
+}
+
+/// What the pipeline produces.
+#[derive(Debug)]
+pub enum Output {
+    /// Ticks to publish.
+    Ticks(TickBatch),
+    /// A frame the normalizer failed on.
+    DeadLetter {
+        /// The frame, verbatim.
+        frame: String,
+        /// `name@version` of the plugin.
+        plugin: String,
+        /// The error.
+        error: String,
+        /// When the frame was read, Unix ms.
+        received_ms: i64,
+    },
+}
+
+/// Pipeline counters.
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    /// Frames normalized (successfully or not).
+    pub frames: AtomicU64,
+    /// Ticks produced.
+    pub ticks: AtomicU64,
+    /// Normalizer calls that failed (trap, deadline, memory).
+    pub plugin_errors: AtomicU64,
+    /// Skipped events by reason: status, unknown_event, malformed, not_published.
+    skipped: [AtomicU64; 4],
+}
+
+impl PipelineStats {
+    fn slot(reason: SkipReason) -> usize {
+        match reason {
+            SkipReason::Status => 0,
+            SkipReason::UnknownEvent => 1,
+            SkipReason::Malformed => 2,
+            SkipReason::NotPublished => 3,
+        }
+    }
+
+    /// Skipped events of one reason.
+    pub fn skipped(&self, reason: SkipReason) -> u64 {
+        self.skipped[Self::slot(reason)].load(Ordering::Relaxed)
+    }
+
+    /// (label, count) for every skip reason.
+    pub fn skipped_by_reason(&self) -> Vec<(&'static str, u64)> {
+        [SkipReason::Status, SkipReason::UnknownEvent, SkipReason::Malformed, SkipReason::NotPublished]
+            .into_iter()
+            .map(|r| (skip_reason_label(r), self.skipped(r)))
+            .collect()
+    }
+}
+
+/// Starts the pipeline thread. It ends when `frames` closes or `out` is
+/// dropped.
+pub fn spawn(
+    mut plugin: NormalizerPlugin,
+    mut frames: mpsc::Receiver<Frame>,
+    out: mpsc::Sender<Output>,
+    stats: Arc<PipelineStats>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("normalize".into()).spawn(move || {
+        while let Some(frame) = frames.blocking_recv() {
+            stats.frames.fetch_add(1, Ordering::Relaxed);
+            let output = match plugin.normalize_frame(&frame.text) {
+                Ok(normalized) => {
+                    for skipped in &normalized.skipped {
+                        stats.skipped[PipelineStats::slot(skipped.reason)].fetch_add(1, Ordering::Relaxed);
+                        if skipped.reason == SkipReason::Malformed || skipped.reason == SkipReason::UnknownEvent {
+                            tracing::debug!(reason = skip_reason_label(skipped.reason), ev = ?skipped.ev, detail = %skipped.detail, "skipped event");
+                        }
+                    }
+                    if normalized.ticks.is_empty() {
+                        continue;
+                    }
+                    stats.ticks.fetch_add(normalized.ticks.len() as u64, Ordering::Relaxed);
+                    Output::Ticks(TickBatch {
+                        ticks: normalized.ticks,
+                        received_ms: frame.received_ms,
+                    })
+                }
+                Err(err) => {
+                    stats.plugin_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(plugin = %plugin.label(), error = %err, "normalizer failed on a frame; dead-lettering it");
+                    Output::DeadLetter {
+                        frame: frame.text.to_string(),
+                        plugin: plugin.label().to_string(),
+                        error: err.to_string(),
+                        received_ms: frame.received_ms,
+                    }
+                }
+            };
+            if out.blocking_send(output).is_err() {
+                break;
+            }
+        }
+        tracing::debug!("normalization pipeline stopped");
+    })
+}

@@ -1,0 +1,523 @@
+//! The simulator's WebSocket server: Massive's protocol on path `/stocks`,
+//! message for message (status events and texts, per-topic acks, `T.*`,
+//! one connection per key with `max_connections` eviction, `auth_failed`
+//! for a wrong key), serving trades from the shared [`Market`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use super::market::Market;
+
+/// Faults the simulator can inject, for tests.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Drop the socket (no close frame) after every N data frames.
+    pub drop_every: Option<u64>,
+    /// After every N data frames, also send junk: malformed JSON, a
+    /// non-array, and an unknown `ev`.
+    pub malformed_every: Option<u64>,
+    /// Wait this long before answering `auth`.
+    pub auth_delay: Duration,
+}
+
+/// Simulator settings.
+#[derive(Debug, Clone)]
+pub struct SimulatorConfig {
+    /// Accept only this key (`None`: any key).
+    pub key: Option<String>,
+    /// Trades per second across all subscribed symbols; 0 = as fast as the
+    /// client reads.
+    pub rate: f64,
+    /// Events per frame.
+    pub batch: usize,
+    /// Seed of the market.
+    pub seed: u64,
+    /// Symbols, most active first.
+    pub universe: Vec<String>,
+    /// Injected faults.
+    pub faults: Faults,
+    /// Keep a log of every trade sent (for tests).
+    pub record: bool,
+    /// Close connections that have not authenticated after this long.
+    pub auth_timeout: Duration,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig {
+            key: None,
+            rate: 200.0,
+            batch: 10,
+            seed: 1,
+            universe: Vec::new(),
+            faults: Faults::default(),
+            record: false,
+            auth_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A trade as sent, for tests to compare with what arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentTrade {
+    /// Symbol.
+    pub symbol: String,
+    /// Sequence number.
+    pub seq: u64,
+    /// Price.
+    pub price: f64,
+    /// Size.
+    pub size: u64,
+    /// Timestamp.
+    pub timestamp: i64,
+}
+
+/// Simulator counters.
+#[derive(Debug, Default)]
+pub struct SimulatorStats {
+    /// WebSocket connections accepted.
+    pub connections: AtomicU64,
+    /// Successful authentications.
+    pub auth_success: AtomicU64,
+    /// Refused authentications.
+    pub auth_failed: AtomicU64,
+    /// Connections evicted by a newer one with the same key.
+    pub evictions: AtomicU64,
+    /// Subscribe messages handled.
+    pub subscribes: AtomicU64,
+    /// Data frames sent.
+    pub frames_sent: AtomicU64,
+    /// Trades sent.
+    pub trades_sent: AtomicU64,
+    /// Junk frames sent.
+    pub junk_sent: AtomicU64,
+    /// Sockets dropped on purpose.
+    pub drops: AtomicU64,
+    trades: Mutex<Vec<SentTrade>>,
+}
+
+impl SimulatorStats {
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+    /// Every trade sent so far (only with `record`).
+    pub fn sent_trades(&self) -> Vec<SentTrade> {
+        self.trades.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
+/// A running simulator.
+pub struct Simulator {
+    addr: SocketAddr,
+    stats: Arc<SimulatorStats>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Shared {
+    config: SimulatorConfig,
+    market: Mutex<Market>,
+    stats: Arc<SimulatorStats>,
+    /// Key -> (connection id, eviction signal) of its current connection.
+    sessions: Mutex<HashMap<String, (u64, oneshot::Sender<()>)>>,
+    next_id: AtomicU64,
+}
+
+impl Simulator {
+    /// Binds `listen` and starts serving.
+    pub async fn start(listen: &str, config: SimulatorConfig) -> anyhow::Result<Simulator> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("simulator cannot listen on {listen}"))?;
+        let addr = listener.local_addr().context("simulator address")?;
+        let stats = Arc::new(SimulatorStats::default());
+        let market = Market::new(&config.universe, config.seed);
+        let shared = Arc::new(Shared {
+            config,
+            market: Mutex::new(market),
+            stats: stats.clone(),
+            sessions: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        });
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, peer)) => {
+                            let shared = shared.clone();
+                            let stop = stop.clone();
+                            tokio::spawn(async move {
+                                if let Err(err) = connection(shared, stream, stop).await {
+                                    tracing::debug!(%peer, error = %err, "simulator connection ended with an error");
+                                }
+                            });
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "simulator accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }
+        });
+        tracing::info!(%addr, "simulator listening on ws://{addr}/stocks");
+        Ok(Simulator {
+            addr,
+            stats,
+            cancel,
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://ADDR/stocks`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/stocks", self.addr)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<SimulatorStats> {
+        &self.stats
+    }
+
+    /// Stops accepting and ends every connection.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+
+    /// A token that stops the simulator when cancelled.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+}
+
+fn status(status: &str, message: &str) -> String {
+    serde_json::json!([{"ev": "status", "status": status, "message": message}]).to_string()
+}
+
+/// What a connection subscribed to.
+#[derive(Default)]
+struct Subscriptions {
+    trades: Picker,
+    quotes: Picker,
+    seconds: BTreeSet<usize>,
+    minutes: BTreeSet<usize>,
+    trade_set: BTreeSet<usize>,
+    quote_set: BTreeSet<usize>,
+}
+
+/// Picks symbols in proportion to their activity.
+#[derive(Default)]
+struct Picker {
+    indices: Vec<usize>,
+    cumulative: Vec<f64>,
+}
+
+impl Picker {
+    fn rebuild(&mut self, market: &Market, set: &BTreeSet<usize>) {
+        self.indices = set.iter().copied().collect();
+        let mut total = 0.0;
+        self.cumulative = self
+            .indices
+            .iter()
+            .map(|&i| {
+                total += market.weight(i);
+                total
+            })
+            .collect();
+    }
+    fn pick(&self, u: f64) -> Option<usize> {
+        let total = *self.cumulative.last()?;
+        let target = u * total;
+        let pos = self.cumulative.partition_point(|&c| c < target);
+        self.indices.get(pos.min(self.indices.len() - 1)).copied()
+    }
+    fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+}
+
+async fn connection(shared: Arc<Shared>, stream: TcpStream, stop: CancellationToken) -> anyhow::Result<()> {
+    let _ = stream.set_nodelay(true);
+    #[allow(clippy::result_large_err)] // the callback's signature is tungstenite's
+    let check_path = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        if req.uri().path() == "/stocks" {
+            Ok(resp)
+        } else {
+            let mut err = ErrorResponse::new(Some(format!("unknown market path {}; use /stocks", req.uri().path())));
+            *err.status_mut() = StatusCode::NOT_FOUND;
+            Err(err)
+        }
+    };
+    let ws = tokio_tungstenite::accept_hdr_async(stream, check_path).await?;
+    shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+    let (mut sink, mut stream) = ws.split();
+    sink.send(Message::text(status("connected", "Connected Successfully"))).await?;
+
+    // Authentication.
+    let key = tokio::select! {
+        key = wait_for_auth(&mut stream) => key,
+        () = tokio::time::sleep(shared.config.auth_timeout) => {
+            sink.send(Message::text(status("auth_timeout", "No authentication request received."))).await?;
+            return Ok(());
+        }
+        () = stop.cancelled() => return Ok(()),
+    };
+    let Some(key) = key else { return Ok(()) };
+    if !shared.config.faults.auth_delay.is_zero() {
+        tokio::time::sleep(shared.config.faults.auth_delay).await;
+    }
+    if shared.config.key.as_deref().is_some_and(|k| k != key) {
+        shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
+        sink.send(Message::text(status("auth_failed", "authentication failed"))).await?;
+        let _ = sink.close().await;
+        return Ok(());
+    }
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let (evict_tx, mut evicted) = oneshot::channel();
+    if let Ok(mut sessions) = shared.sessions.lock() {
+        if let Some((_, previous)) = sessions.insert(key.clone(), (id, evict_tx)) {
+            let _ = previous.send(());
+        }
+    }
+    shared.stats.auth_success.fetch_add(1, Ordering::Relaxed);
+    sink.send(Message::text(status("auth_success", "authenticated"))).await?;
+
+    let result = serve(&shared, &mut sink, &mut stream, &mut evicted, &stop).await;
+    if let Ok(mut sessions) = shared.sessions.lock() {
+        if sessions.get(&key).is_some_and(|(owner, _)| *owner == id) {
+            sessions.remove(&key);
+        }
+    }
+    result
+}
+
+async fn wait_for_auth<S>(stream: &mut S) -> Option<String>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    while let Some(Ok(msg)) = stream.next().await {
+        if let Message::Text(text) = msg {
+            if let Ok(action) = serde_json::from_str::<serde_json::Value>(&text) {
+                if action["action"] == "auth" {
+                    return Some(action["params"].as_str().unwrap_or_default().to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+type Sink = futures_util::stream::SplitSink<tokio_tungstenite::WebSocketStream<TcpStream>, Message>;
+type Source = futures_util::stream::SplitStream<tokio_tungstenite::WebSocketStream<TcpStream>>;
+
+/// Serves an authenticated connection until it ends.
+async fn serve(
+    shared: &Shared,
+    sink: &mut Sink,
+    stream: &mut Source,
+    evicted: &mut oneshot::Receiver<()>,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let config = &shared.config;
+    let mut subs = Subscriptions::default();
+    let mut ticker = tokio::time::interval(Duration::from_millis(10));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rate_start = Instant::now();
+    let mut emitted: u64 = 0;
+    let mut frames: u64 = 0;
+    let mut second = chrono::Utc::now().timestamp_millis() / 1000;
+    let mut minute = second / 60;
+    let batch = config.batch.max(1);
+
+    loop {
+        let streaming = !subs.trades.is_empty() || !subs.quotes.is_empty();
+        let due = tokio::select! {
+            biased;
+            () = stop.cancelled() => return Ok(()),
+            _ = &mut *evicted => {
+                shared.stats.evictions.fetch_add(1, Ordering::Relaxed);
+                sink.send(Message::text(status(
+                    "max_connections",
+                    "Maximum number of websocket connections exceeded. You have reached the connection limit for your account. Please contact support at https://massive.com/contact to increase your limit.",
+                ))).await?;
+                let _ = sink.close().await;
+                return Ok(());
+            }
+            msg = stream.next() => {
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        let reply = handle_action(shared, &mut subs, &text);
+                        if subs.trades.is_empty() && subs.quotes.is_empty() {
+                            emitted = 0;
+                            rate_start = Instant::now();
+                        }
+                        if let Some(reply) = reply {
+                            sink.send(Message::text(reply)).await?;
+                        }
+                        continue;
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
+                    Some(Ok(_)) => continue,
+                }
+            }
+            _ = ticker.tick(), if !streaming || config.rate > 0.0 => {
+                if !streaming {
+                    continue;
+                }
+                let target = (config.rate * rate_start.elapsed().as_secs_f64()) as u64;
+                // After a stall, catch up by at most one second of trades.
+                let due = target.saturating_sub(emitted).min(config.rate.ceil() as u64 + batch as u64);
+                emitted = emitted.max(target.saturating_sub(config.rate.ceil() as u64)) + due;
+                due
+            }
+            () = std::future::ready(()), if streaming && config.rate <= 0.0 => batch as u64,
+        };
+
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut out = generate(shared, &subs, due as usize, now);
+        // Aggregates close on second / minute boundaries.
+        let (sec, min) = (now / 1000, now / 60_000);
+        if sec != second {
+            out.extend(close_windows(shared, &subs.seconds, false, second * 1000, sec * 1000));
+            second = sec;
+        }
+        if min != minute {
+            out.extend(close_windows(shared, &subs.minutes, true, minute * 60_000, min * 60_000));
+            minute = min;
+        }
+        for chunk in out.chunks(batch) {
+            let frame = format!("[{}]", chunk.iter().map(|(json, _)| json.as_str()).collect::<Vec<_>>().join(","));
+            sink.send(Message::text(frame)).await?;
+            frames += 1;
+            let trades: Vec<&SentTrade> = chunk.iter().filter_map(|(_, t)| t.as_ref()).collect();
+            shared.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+            shared.stats.trades_sent.fetch_add(trades.len() as u64, Ordering::Relaxed);
+            if config.record {
+                if let Ok(mut log) = shared.stats.trades.lock() {
+                    log.extend(trades.into_iter().cloned());
+                }
+            }
+            if config.faults.malformed_every.is_some_and(|n| n > 0 && frames % n == 0) {
+                for junk in [r#"[{"ev":"T","sym":"BROKEN","p":"#, r#"{"not":"an array"}"#, r#"[{"ev":"XQ","pair":"BTC-USD","bp":1.0}]"#] {
+                    sink.send(Message::text(junk)).await?;
+                    shared.stats.junk_sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if config.faults.drop_every.is_some_and(|n| n > 0 && frames % n == 0) {
+                shared.stats.drops.fetch_add(1, Ordering::Relaxed);
+                sink.flush().await?;
+                // Returning drops the socket without a close frame.
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Generates `n` trades (and as many quotes, if quotes are subscribed).
+fn generate(shared: &Shared, subs: &Subscriptions, n: usize, now: i64) -> Vec<(String, Option<SentTrade>)> {
+    let mut out = Vec::with_capacity(n * 2);
+    let Ok(mut market) = shared.market.lock() else { return out };
+    for _ in 0..n {
+        let u = market.unit();
+        if let Some(trade) = subs.trades.pick(u).and_then(|i| market.trade(i, now)) {
+            let sent = SentTrade {
+                symbol: trade.sym.clone(),
+                seq: trade.q,
+                price: trade.p,
+                size: trade.s,
+                timestamp: trade.t,
+            };
+            if let Ok(json) = serde_json::to_string(&trade) {
+                out.push((json, Some(sent)));
+            }
+        }
+        let u = market.unit();
+        if let Some(quote) = subs.quotes.pick(u).and_then(|i| market.quote(i, now)) {
+            if let Ok(json) = serde_json::to_string(&quote) {
+                out.push((json, None));
+            }
+        }
+    }
+    out
+}
+
+fn close_windows(shared: &Shared, set: &BTreeSet<usize>, minute: bool, start: i64, end: i64) -> Vec<(String, Option<SentTrade>)> {
+    let Ok(mut market) = shared.market.lock() else { return Vec::new() };
+    set.iter()
+        .filter_map(|&i| market.close_window(i, minute, start, end))
+        .filter_map(|a| serde_json::to_string(&a).ok())
+        .map(|json| (json, None))
+        .collect()
+}
+
+/// Handles `subscribe` / `unsubscribe`; returns the ack frame.
+fn handle_action(shared: &Shared, subs: &mut Subscriptions, text: &str) -> Option<String> {
+    let action: serde_json::Value = serde_json::from_str(text).ok()?;
+    let verb = action["action"].as_str()?;
+    let subscribe = match verb {
+        "subscribe" => true,
+        "unsubscribe" => false,
+        "auth" => return Some(status("error", "already authenticated")),
+        other => return Some(status("error", &format!("unknown action: {other}"))),
+    };
+    shared.stats.subscribes.fetch_add(1, Ordering::Relaxed);
+    let params = action["params"].as_str().unwrap_or_default();
+    let Ok(mut market) = shared.market.lock() else { return None };
+    let mut acks = Vec::new();
+    for topic in params.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let Some((channel, symbol)) = topic.split_once('.') else {
+            acks.push(serde_json::json!({"ev": "status", "status": "error", "message": format!("invalid topic: {topic}")}));
+            continue;
+        };
+        let set = match channel {
+            "T" => &mut subs.trade_set,
+            "Q" => &mut subs.quote_set,
+            "A" => &mut subs.seconds,
+            "AM" => &mut subs.minutes,
+            _ => {
+                acks.push(serde_json::json!({"ev": "status", "status": "error", "message": format!("invalid channel: {channel}")}));
+                continue;
+            }
+        };
+        let indices: Vec<usize> = if symbol == "*" {
+            (0..market.len()).collect()
+        } else {
+            vec![market.ensure(symbol)]
+        };
+        for i in indices {
+            if subscribe {
+                set.insert(i);
+            } else {
+                set.remove(&i);
+            }
+        }
+        let verb = if subscribe { "subscribed to" } else { "unsubscribed to" };
+        acks.push(serde_json::json!({"ev": "status", "status": "success", "message": format!("{verb}: {topic}")}));
+    }
+    let (trade_set, quote_set) = (subs.trade_set.clone(), subs.quote_set.clone());
+    subs.trades.rebuild(&market, &trade_set);
+    subs.quotes.rebuild(&market, &quote_set);
+    Some(serde_json::Value::Array(acks).to_string())
+}
