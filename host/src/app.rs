@@ -2,23 +2,56 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command};
+use anyhow::Context;
+
+use crate::cli::{Cli, Command, SimulateArgs};
+use crate::config::Config;
+use crate::roles;
 
 /// Runs the command; returns the exit code (errors carry their context).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plugin(args) => crate::author::run(args.action),
-        other => {
-            let name = match other {
-                Command::Run(_) => "run",
-                Command::Ingest(_) => "ingest",
-                Command::Process(_) => "process",
-                Command::Dashboard(_) => "dashboard",
-                Command::Simulate(_) => "simulate",
-                Command::Plugins(_) => "plugins",
-                Command::Plugin(_) => "plugin",
-            };
-            anyhow::bail!("`tickstock {name}` is not built yet")
-        }
+        Command::Plugins(args) => crate::admin_client::run(args),
+        Command::Run(args) => block_on(roles::run_all(Config::resolve(&args)?)),
+        Command::Ingest(args) => block_on(roles::run_ingest(Config::resolve(&args)?)),
+        Command::Process(args) => block_on(roles::run_process(Config::resolve(&args)?)),
+        Command::Dashboard(args) => block_on(roles::run_dashboard(Config::resolve(&args)?)),
+        Command::Simulate(args) => block_on(simulate(args)),
     }
+}
+
+fn block_on(
+    role: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tickstock")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(role)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    use crate::simulator::{Faults, Simulator, SimulatorConfig};
+    let universe = crate::universe::Universe::named(&args.universe)?;
+    let config = SimulatorConfig {
+        key: args.key,
+        rate: args.rate,
+        batch: args.batch.max(1),
+        seed: args.seed.unwrap_or_else(rand::random),
+        universe: universe.symbols,
+        faults: Faults {
+            drop_every: args.drop_every,
+            malformed_every: args.malformed_every,
+            auth_delay: std::time::Duration::from_millis(args.auth_delay_ms),
+        },
+        ..Default::default()
+    };
+    let sim = Simulator::start(&args.listen, config).await?;
+    let cancel = roles::shutdown_signal();
+    cancel.cancelled().await;
+    sim.shutdown().await;
+    Ok(())
 }

@@ -80,7 +80,12 @@ pub struct CommonArgs {
     #[arg(long, value_name = "N")]
     pub queue_capacity: Option<usize>,
     /// Token that enables the admin API (requests need `Authorization: Bearer TOKEN`).
-    #[arg(long, env = "TICKSTOCK_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TICKSTOCK_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
     /// Normalizer component to use instead of the embedded one.
     #[arg(long, value_name = "FILE")]
@@ -125,6 +130,18 @@ pub struct SimulateArgs {
     /// Random seed for a reproducible market.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// The universe whose symbols trade (most active first).
+    #[arg(long, default_value = "market_leaders:top_500", value_name = "NAME")]
+    pub universe: String,
+    /// Fault injection: drop the socket after every N data frames.
+    #[arg(long, value_name = "N")]
+    pub drop_every: Option<u64>,
+    /// Fault injection: send junk frames after every N data frames.
+    #[arg(long, value_name = "N")]
+    pub malformed_every: Option<u64>,
+    /// Fault injection: delay the answer to `auth` by this many milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub auth_delay_ms: u64,
 }
 
 /// `plugins` subcommands (admin API client).

@@ -196,7 +196,9 @@ impl Config {
     /// Resolves the configuration from parsed arguments and the process
     /// environment.
     pub fn resolve(args: &CommonArgs) -> anyhow::Result<Config> {
-        let api_key = std::env::var(API_KEY_ENV).ok().filter(|k| !k.trim().is_empty());
+        let api_key = std::env::var(API_KEY_ENV)
+            .ok()
+            .filter(|k| !k.trim().is_empty());
         Config::resolve_with(args, api_key)
     }
 
@@ -214,7 +216,10 @@ impl Config {
         if channel_prefix.is_empty() || channel_prefix.contains(char::is_whitespace) {
             bail!("--channel-prefix must be non-empty and without spaces");
         }
-        let interval = args.health_interval.or(file.health_interval).unwrap_or(10.0);
+        let interval = args
+            .health_interval
+            .or(file.health_interval)
+            .unwrap_or(10.0);
         if !(interval.is_finite() && interval >= 0.05) {
             bail!("--health-interval must be at least 0.05 seconds, got {interval}");
         }
@@ -223,12 +228,15 @@ impl Config {
             .clone()
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen: SocketAddr = listen
-            .parse()
-            .with_context(|| format!("--listen {listen:?} is not an address like 127.0.0.1:8080"))?;
+        let listen: SocketAddr = listen.parse().with_context(|| {
+            format!("--listen {listen:?} is not an address like 127.0.0.1:8080")
+        })?;
 
         let channels = match args.channels.clone().or(file.channels) {
-            Some(list) => list.iter().map(|c| Channel::parse(c)).collect::<anyhow::Result<Vec<_>>>()?,
+            Some(list) => list
+                .iter()
+                .map(|c| Channel::parse(c))
+                .collect::<anyhow::Result<Vec<_>>>()?,
             None => vec![Channel::T],
         };
         if channels.is_empty() {
@@ -238,8 +246,14 @@ impl Config {
         let universe = args.universe.clone().or(file.universe);
         let subscription = subscription(symbols, universe, channels)?;
 
-        let deadline_ms = args.plugin_deadline_ms.or(file.plugin_deadline_ms).unwrap_or(50);
-        let memory_mib = args.plugin_memory_mib.or(file.plugin_memory_mib).unwrap_or(64);
+        let deadline_ms = args
+            .plugin_deadline_ms
+            .or(file.plugin_deadline_ms)
+            .unwrap_or(50);
+        let memory_mib = args
+            .plugin_memory_mib
+            .or(file.plugin_memory_mib)
+            .unwrap_or(64);
         if deadline_ms == 0 || memory_mib == 0 {
             bail!("--plugin-deadline-ms and --plugin-memory-mib must be positive");
         }
@@ -264,19 +278,28 @@ impl Config {
                 health: args.health.clone().or(file.health),
                 dir: args.plugin_dir.clone().or(file.plugin_dir),
             },
-            cache_dir: args.cache_dir.clone().or(file.cache_dir).or_else(default_cache_dir),
+            cache_dir: args
+                .cache_dir
+                .clone()
+                .or(file.cache_dir)
+                .or_else(default_cache_dir),
             limits: Limits {
                 deadline: Duration::from_millis(deadline_ms),
                 memory_bytes: memory_mib << 20,
             },
             queue_capacity,
-            admin_token: args.admin_token.clone().filter(|t| !t.is_empty()).map(Secret::new),
+            admin_token: args
+                .admin_token
+                .clone()
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
         })
     }
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -291,7 +314,11 @@ fn subscription(
             if s.is_empty() {
                 continue;
             }
-            if s != "*" && !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+            if s != "*"
+                && !s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            {
                 bail!("--symbols: {s:?} is not a ticker");
             }
             if !clean.contains(&s) {
@@ -357,19 +384,32 @@ mod tests {
             ..Default::default()
         };
         let cfg = Config::resolve_with(&args, None).unwrap();
-        assert_eq!(cfg.subscription.topics(), vec!["T.AAPL", "T.MSFT", "AM.AAPL", "AM.MSFT"]);
+        assert_eq!(
+            cfg.subscription.topics(),
+            vec!["T.AAPL", "T.MSFT", "AM.AAPL", "AM.MSFT"]
+        );
         let args = CommonArgs {
             symbols: Some(vec!["*".into()]),
             ..Default::default()
         };
-        assert_eq!(Config::resolve_with(&args, None).unwrap().subscription.topics(), vec!["T.*"]);
+        assert_eq!(
+            Config::resolve_with(&args, None)
+                .unwrap()
+                .subscription
+                .topics(),
+            vec!["T.*"]
+        );
     }
 
     #[test]
     fn file_values_fill_gaps_and_flags_win() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.toml");
-        std::fs::write(&path, "channel_prefix = \"fromfile\"\nhealth_interval = 2.5\nlisten = \"127.0.0.1:9999\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "channel_prefix = \"fromfile\"\nhealth_interval = 2.5\nlisten = \"127.0.0.1:9999\"\n",
+        )
+        .unwrap();
         let args = CommonArgs {
             config: Some(path.clone()),
             listen: Some("127.0.0.1:1234".into()),

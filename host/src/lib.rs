@@ -8,13 +8,18 @@
 //! - [`author`] — `tickstock plugin ...`, tools for plugin authors.
 //! - [`telemetry`] — logging.
 
+pub mod admin_client;
 pub mod app;
 pub mod author;
+pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod feed;
 pub mod pipeline;
 pub mod plugins;
+pub mod roles;
 pub mod simulator;
 pub mod telemetry;
 pub mod universe;
+pub mod web;

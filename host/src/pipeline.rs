@@ -73,10 +73,15 @@ impl PipelineStats {
 
     /// (label, count) for every skip reason.
     pub fn skipped_by_reason(&self) -> Vec<(&'static str, u64)> {
-        [SkipReason::Status, SkipReason::UnknownEvent, SkipReason::Malformed, SkipReason::NotPublished]
-            .into_iter()
-            .map(|r| (skip_reason_label(r), self.skipped(r)))
-            .collect()
+        [
+            SkipReason::Status,
+            SkipReason::UnknownEvent,
+            SkipReason::Malformed,
+            SkipReason::NotPublished,
+        ]
+        .into_iter()
+        .map(|r| (skip_reason_label(r), self.skipped(r)))
+        .collect()
     }
 }
 

@@ -7,8 +7,14 @@ pub const DEFAULT_UNIVERSE: &str = "market_leaders:top_500";
 
 /// (name, file contents) of every shipped universe.
 const UNIVERSES: &[(&str, &str)] = &[
-    ("market_leaders:top_500", include_str!("../universes/market_leaders_top_500.txt")),
-    ("demo:mega_caps", include_str!("../universes/demo_mega_caps.txt")),
+    (
+        "market_leaders:top_500",
+        include_str!("../universes/market_leaders_top_500.txt"),
+    ),
+    (
+        "demo:mega_caps",
+        include_str!("../universes/demo_mega_caps.txt"),
+    ),
 ];
 
 /// A named list of symbols.
@@ -31,10 +37,14 @@ pub struct UnknownUniverse {
 impl Universe {
     /// Looks up a shipped universe by name.
     pub fn named(name: &str) -> Result<Universe, UnknownUniverse> {
-        let (_, text) = UNIVERSES.iter().find(|(n, _)| *n == name).ok_or_else(|| UnknownUniverse {
-            name: name.to_string(),
-            known: Universe::names().join(", "),
-        })?;
+        let (_, text) =
+            UNIVERSES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or_else(|| UnknownUniverse {
+                    name: name.to_string(),
+                    known: Universe::names().join(", "),
+                })?;
         let mut symbols: Vec<String> = Vec::new();
         for line in text.lines().map(str::trim) {
             if !line.is_empty() && !line.starts_with('#') && !symbols.iter().any(|s| s == line) {

@@ -33,7 +33,14 @@ const SECS: Duration = Duration::from_secs(20);
 async fn client_authenticates_subscribes_and_gets_ticks_in_order() {
     let sim = helpers::simulator(config(30, 3_000.0, 20)).await;
     let syms = helpers::symbols(30);
-    let mut feed = helpers::feed(&sim.url(), "k", topics(&syms), helpers::fast_timing(), 1024, 1024);
+    let mut feed = helpers::feed(
+        &sim.url(),
+        "k",
+        topics(&syms),
+        helpers::fast_timing(),
+        1024,
+        1024,
+    );
     let received = feed.collect(600, SECS).await;
     feed.cancel.cancel();
     feed.task.await.unwrap().unwrap();
@@ -41,7 +48,11 @@ async fn client_authenticates_subscribes_and_gets_ticks_in_order() {
     let sent = sim.stats().sent_trades();
     assert_same_trades(&sent[..received.len()], &received);
     assert_eq!(FeedStats::get(&feed.stats.authenticated), 1);
-    assert_eq!(FeedStats::get(&feed.stats.subscribe_acks), 30, "one ack per topic");
+    assert_eq!(
+        FeedStats::get(&feed.stats.subscribe_acks),
+        30,
+        "one ack per topic"
+    );
     assert_eq!(feed.stats.state(), FeedState::Stopped);
     // More than a handful of symbols actually traded.
     let distinct: std::collections::HashSet<_> = received.iter().map(|t| &t.symbol).collect();
@@ -51,10 +62,20 @@ async fn client_authenticates_subscribes_and_gets_ticks_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_socket_reconnects_resubscribes_and_loses_nothing() {
     let mut cfg = config(5, 2_000.0, 10);
-    cfg.faults = Faults { drop_every: Some(15), ..Default::default() };
+    cfg.faults = Faults {
+        drop_every: Some(15),
+        ..Default::default()
+    };
     let sim = helpers::simulator(cfg).await;
     let syms = helpers::symbols(5);
-    let mut feed = helpers::feed(&sim.url(), "k", topics(&syms), helpers::fast_timing(), 1024, 4096);
+    let mut feed = helpers::feed(
+        &sim.url(),
+        "k",
+        topics(&syms),
+        helpers::fast_timing(),
+        1024,
+        4096,
+    );
     let stats = sim.stats().clone();
     let feed_stats = feed.stats.clone();
     wait_until("three drops and reconnects", SECS, || {
@@ -76,7 +97,11 @@ async fn a_dropped_socket_reconnects_resubscribes_and_loses_nothing() {
     }
     feed.cancel.cancel();
     assert_same_trades(&stats.sent_trades(), &received);
-    assert!(FeedStats::get(&feed.stats.reconnects) >= 3, "reconnects: {}", FeedStats::get(&feed.stats.reconnects));
+    assert!(
+        FeedStats::get(&feed.stats.reconnects) >= 3,
+        "reconnects: {}",
+        FeedStats::get(&feed.stats.reconnects)
+    );
     // Every session re-authenticated and re-subscribed every topic.
     let sessions = FeedStats::get(&feed.stats.authenticated);
     assert!(sessions >= 4);
@@ -89,31 +114,66 @@ async fn a_wrong_key_stops_the_client_with_auth_failed() {
     let mut cfg = config(5, 100.0, 1);
     cfg.key = Some("the-right-key".into());
     let sim = helpers::simulator(cfg).await;
-    let feed = helpers::feed(&sim.url(), "wrong-key-123", topics(&helpers::symbols(5)), helpers::fast_timing(), 16, 16);
-    let result = tokio::time::timeout(SECS, feed.task).await.unwrap().unwrap();
+    let feed = helpers::feed(
+        &sim.url(),
+        "wrong-key-123",
+        topics(&helpers::symbols(5)),
+        helpers::fast_timing(),
+        16,
+        16,
+    );
+    let result = tokio::time::timeout(SECS, feed.task)
+        .await
+        .unwrap()
+        .unwrap();
     let err = result.expect_err("auth must fail");
     assert!(matches!(err, FeedError::AuthFailed { .. }));
     let text = format!("{err} {err:?}");
     assert!(text.contains("authentication failed"), "{text}");
     assert!(!text.contains("wrong-key-123"), "the key leaked: {text}");
-    assert_eq!(FeedStats::get(&feed.stats.connect_attempts), 1, "no retry after auth_failed");
+    assert_eq!(
+        FeedStats::get(&feed.stats.connect_attempts),
+        1,
+        "no retry after auth_failed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_connections_backs_off_instead_of_fighting() {
     let sim = helpers::simulator(config(5, 200.0, 5)).await;
-    let mut feed = helpers::feed(&sim.url(), "shared-key", topics(&helpers::symbols(5)), helpers::fast_timing(), 1024, 1024);
+    let mut feed = helpers::feed(
+        &sim.url(),
+        "shared-key",
+        topics(&helpers::symbols(5)),
+        helpers::fast_timing(),
+        1024,
+        1024,
+    );
     feed.collect(10, SECS).await;
     // Someone else connects with the same key.
     let (mut other, _) = tokio_tungstenite::connect_async(sim.url()).await.unwrap();
     other.next().await.unwrap().unwrap();
-    other.send(Message::text(r#"{"action":"auth","params":"shared-key"}"#)).await.unwrap();
+    other
+        .send(Message::text(r#"{"action":"auth","params":"shared-key"}"#))
+        .await
+        .unwrap();
     let stats = feed.stats.clone();
-    wait_until("eviction seen", SECS, || FeedStats::get(&stats.max_connections) == 1).await;
-    assert!(feed.stats.issue().unwrap_or_default().contains("max_connections"));
+    wait_until("eviction seen", SECS, || {
+        FeedStats::get(&stats.max_connections) == 1
+    })
+    .await;
+    assert!(feed
+        .stats
+        .issue()
+        .unwrap_or_default()
+        .contains("max_connections"));
     // The client waits (the floor is 3 s here) instead of reconnecting at once.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    assert_eq!(FeedStats::get(&feed.stats.connect_attempts), 1, "reconnect storm");
+    assert_eq!(
+        FeedStats::get(&feed.stats.connect_attempts),
+        1,
+        "reconnect storm"
+    );
     assert_eq!(feed.stats.state(), FeedState::Disconnected);
     feed.cancel.cancel();
 }
@@ -121,11 +181,24 @@ async fn max_connections_backs_off_instead_of_fighting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn junk_frames_are_counted_and_every_trade_still_arrives() {
     let mut cfg = config(8, 2_000.0, 10);
-    cfg.faults = Faults { malformed_every: Some(2), ..Default::default() };
+    cfg.faults = Faults {
+        malformed_every: Some(2),
+        ..Default::default()
+    };
     let sim = helpers::simulator(cfg).await;
-    let mut feed = helpers::feed(&sim.url(), "k", topics(&helpers::symbols(8)), helpers::fast_timing(), 1024, 4096);
+    let mut feed = helpers::feed(
+        &sim.url(),
+        "k",
+        topics(&helpers::symbols(8)),
+        helpers::fast_timing(),
+        1024,
+        4096,
+    );
     let stats = sim.stats().clone();
-    wait_until("junk sent", SECS, || SimulatorStats::get(&stats.junk_sent) >= 30).await;
+    wait_until("junk sent", SECS, || {
+        SimulatorStats::get(&stats.junk_sent) >= 30
+    })
+    .await;
     sim.cancel_token().cancel();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sent = stats.sent_trades();
@@ -137,7 +210,10 @@ async fn junk_frames_are_counted_and_every_trade_still_arrives() {
     }
     assert_same_trades(&sent, &received);
     let junk_rounds = SimulatorStats::get(&stats.junk_sent) / 3;
-    assert_eq!(feed.pipeline.skipped(SkipReason::Malformed), 2 * junk_rounds);
+    assert_eq!(
+        feed.pipeline.skipped(SkipReason::Malformed),
+        2 * junk_rounds
+    );
     assert_eq!(feed.pipeline.skipped(SkipReason::UnknownEvent), junk_rounds);
     feed.cancel.cancel();
 }
@@ -147,17 +223,36 @@ async fn a_slow_consumer_never_stalls_the_socket_reader() {
     // The simulator sends as fast as the client reads; nobody drains the
     // pipeline's output, so the pipeline blocks and the frame queue fills.
     let sim = helpers::simulator(config(20, 0.0, 50)).await;
-    let feed = helpers::feed(&sim.url(), "k", topics(&helpers::symbols(20)), helpers::fast_timing(), 8, 2);
+    let feed = helpers::feed(
+        &sim.url(),
+        "k",
+        topics(&helpers::symbols(20)),
+        helpers::fast_timing(),
+        8,
+        2,
+    );
     let stats = feed.stats.clone();
-    wait_until("drops counted", SECS, || FeedStats::get(&stats.frames_dropped_queue_full) > 500).await;
+    wait_until("drops counted", SECS, || {
+        FeedStats::get(&stats.frames_dropped_queue_full) > 500
+    })
+    .await;
     let received = FeedStats::get(&stats.frames_received);
     let dropped = FeedStats::get(&stats.frames_dropped_queue_full);
     let processed = feed.pipeline.frames.load(Ordering::Relaxed);
     // The reader kept reading: everything it read was either processed,
     // queued (at most the queue's 8 plus the one in hand) or dropped.
-    assert!(received >= dropped + processed, "{received} < {dropped} + {processed}");
-    assert!(received - dropped - processed <= 8 + 1, "received {received}, dropped {dropped}, processed {processed}");
-    assert!(processed <= 8, "the consumer never read, yet {processed} frames were processed");
+    assert!(
+        received >= dropped + processed,
+        "{received} < {dropped} + {processed}"
+    );
+    assert!(
+        received - dropped - processed <= 8 + 1,
+        "received {received}, dropped {dropped}, processed {processed}"
+    );
+    assert!(
+        processed <= 8,
+        "the consumer never read, yet {processed} frames were processed"
+    );
     assert_eq!(feed.stats.state(), FeedState::Streaming);
     feed.cancel.cancel();
 }
@@ -175,18 +270,32 @@ async fn simulator_speaks_the_protocol() {
     // Wrong key.
     let (mut ws, _) = tokio_tungstenite::connect_async(sim.url()).await.unwrap();
     let hello = ws.next().await.unwrap().unwrap().into_text().unwrap();
-    assert_eq!(hello.as_str(), r#"[{"ev":"status","message":"Connected Successfully","status":"connected"}]"#);
-    ws.send(Message::text(r#"{"action":"auth","params":"bad"}"#)).await.unwrap();
+    assert_eq!(
+        hello.as_str(),
+        r#"[{"ev":"status","message":"Connected Successfully","status":"connected"}]"#
+    );
+    ws.send(Message::text(r#"{"action":"auth","params":"bad"}"#))
+        .await
+        .unwrap();
     let refused = ws.next().await.unwrap().unwrap().into_text().unwrap();
-    assert!(refused.contains("auth_failed") && refused.contains("authentication failed"), "{refused}");
+    assert!(
+        refused.contains("auth_failed") && refused.contains("authentication failed"),
+        "{refused}"
+    );
 
     // Right key, wildcard subscription, per-topic ack, trades for many symbols.
     let (mut first, _) = tokio_tungstenite::connect_async(sim.url()).await.unwrap();
     first.next().await.unwrap().unwrap();
-    first.send(Message::text(r#"{"action":"auth","params":"good"}"#)).await.unwrap();
+    first
+        .send(Message::text(r#"{"action":"auth","params":"good"}"#))
+        .await
+        .unwrap();
     let ok = first.next().await.unwrap().unwrap().into_text().unwrap();
     assert!(ok.contains("auth_success"), "{ok}");
-    first.send(Message::text(r#"{"action":"subscribe","params":"T.*"}"#)).await.unwrap();
+    first
+        .send(Message::text(r#"{"action":"subscribe","params":"T.*"}"#))
+        .await
+        .unwrap();
     let ack = first.next().await.unwrap().unwrap().into_text().unwrap();
     assert!(ack.contains(r#""message":"subscribed to: T.*""#), "{ack}");
     let mut symbols = std::collections::HashSet::new();
@@ -204,7 +313,10 @@ async fn simulator_speaks_the_protocol() {
     // A second connection with the same key evicts the first.
     let (mut second, _) = tokio_tungstenite::connect_async(sim.url()).await.unwrap();
     second.next().await.unwrap().unwrap();
-    second.send(Message::text(r#"{"action":"auth","params":"good"}"#)).await.unwrap();
+    second
+        .send(Message::text(r#"{"action":"auth","params":"good"}"#))
+        .await
+        .unwrap();
     let mut evicted = false;
     while let Some(Ok(msg)) = first.next().await {
         if let Message::Text(t) = msg {

@@ -77,8 +77,12 @@ pub fn symbols(n: usize) -> Vec<String> {
 }
 
 /// A simulator on a free loopback port.
-pub async fn simulator(config: tickstock::simulator::SimulatorConfig) -> tickstock::simulator::Simulator {
-    tickstock::simulator::Simulator::start("127.0.0.1:0", config).await.unwrap()
+pub async fn simulator(
+    config: tickstock::simulator::SimulatorConfig,
+) -> tickstock::simulator::Simulator {
+    tickstock::simulator::Simulator::start("127.0.0.1:0", config)
+        .await
+        .unwrap()
 }
 
 /// Feed client timing for tests: fast reconnects.
@@ -102,7 +106,14 @@ pub struct Feed {
 }
 
 /// Starts a feed client (embedded normalizer) for `topics` on `url`.
-pub fn feed(url: &str, key: &str, topics: Vec<String>, timing: tickstock::feed::Timing, queue: usize, out_capacity: usize) -> Feed {
+pub fn feed(
+    url: &str,
+    key: &str,
+    topics: Vec<String>,
+    timing: tickstock::feed::Timing,
+    queue: usize,
+    out_capacity: usize,
+) -> Feed {
     use tickstock::feed::{FeedClient, FeedStats};
     let engine = engine();
     let plugin = normalizer(&engine);
@@ -111,7 +122,14 @@ pub fn feed(url: &str, key: &str, topics: Vec<String>, timing: tickstock::feed::
     let stats = std::sync::Arc::new(FeedStats::default());
     let pipeline = std::sync::Arc::new(tickstock::pipeline::PipelineStats::default());
     tickstock::pipeline::spawn(plugin, frame_rx, out_tx, pipeline.clone()).unwrap();
-    let client = FeedClient::new(url, tickstock::config::Secret::new(key), topics, frame_tx, stats.clone()).with_timing(timing);
+    let client = FeedClient::new(
+        url,
+        tickstock::config::Secret::new(key),
+        topics,
+        frame_tx,
+        stats.clone(),
+    )
+    .with_timing(timing);
     let cancel = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(client.run(cancel.clone()));
     Feed {
@@ -139,7 +157,9 @@ impl Feed {
         let deadline = tokio::time::Instant::now() + timeout;
         while ticks.len() < n {
             match tokio::time::timeout_at(deadline, self.out.recv()).await {
-                Ok(Some(tickstock::pipeline::Output::Ticks(batch))) => ticks.extend(batch.ticks.into_iter().map(|t| t.tick)),
+                Ok(Some(tickstock::pipeline::Output::Ticks(batch))) => {
+                    ticks.extend(batch.ticks.into_iter().map(|t| t.tick))
+                }
                 Ok(Some(_)) => {}
                 Ok(None) => panic!("pipeline closed after {} ticks", ticks.len()),
                 Err(_) => panic!("only {} of {n} ticks within {timeout:?}", ticks.len()),
@@ -150,12 +170,27 @@ impl Feed {
 }
 
 /// Asserts that `received` is exactly `sent`, in order.
-pub fn assert_same_trades(sent: &[tickstock::simulator::SentTrade], received: &[tickstock::plugins::Tick]) {
-    assert_eq!(sent.len(), received.len(), "sent {} trades, received {}", sent.len(), received.len());
+pub fn assert_same_trades(
+    sent: &[tickstock::simulator::SentTrade],
+    received: &[tickstock::plugins::Tick],
+) {
+    assert_eq!(
+        sent.len(),
+        received.len(),
+        "sent {} trades, received {}",
+        sent.len(),
+        received.len()
+    );
     for (i, (s, r)) in sent.iter().zip(received).enumerate() {
         assert_eq!(
             (s.symbol.as_str(), s.seq, s.price, s.size, s.timestamp),
-            (r.symbol.as_str(), r.sequence.unwrap_or(0), r.price, r.size, r.timestamp_ms),
+            (
+                r.symbol.as_str(),
+                r.sequence.unwrap_or(0),
+                r.price,
+                r.size,
+                r.timestamp_ms
+            ),
             "trade {i} differs"
         );
     }

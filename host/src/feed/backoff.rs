@@ -77,7 +77,11 @@ impl Backoff {
         let base = self.next;
         self.next = self.next.mul_f64(self.policy.factor).min(self.policy.max);
         let j = self.policy.jitter.clamp(0.0, 1.0);
-        let scale = if j > 0.0 { rand::rng().random_range(1.0 - j..=1.0 + j) } else { 1.0 };
+        let scale = if j > 0.0 {
+            rand::rng().random_range(1.0 - j..=1.0 + j)
+        } else {
+            1.0
+        };
         base.mul_f64(scale).min(self.policy.max.mul_f64(1.0 + j))
     }
 }
@@ -110,7 +114,10 @@ mod tests {
         b.step();
         b.step();
         // A drop right after connecting keeps growing.
-        assert_eq!(b.after_connection(Duration::from_millis(100)).as_millis(), 1125);
+        assert_eq!(
+            b.after_connection(Duration::from_millis(100)).as_millis(),
+            1125
+        );
         assert_eq!(b.after_connection(Duration::from_secs(31)).as_millis(), 500);
     }
 
@@ -125,7 +132,10 @@ mod tests {
         let mut b = Backoff::new(BackoffPolicy::default());
         for _ in 0..100 {
             let d = b.step();
-            assert!(d >= Duration::from_millis(400) && d <= Duration::from_secs(72), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(400) && d <= Duration::from_secs(72),
+                "{d:?}"
+            );
         }
     }
 }

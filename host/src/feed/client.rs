@@ -145,19 +145,24 @@ impl FeedClient {
                 ended = self.session(&mut streaming_since, &mut sessions) => ended,
                 () = cancel.cancelled() => Ended::Stopped,
             };
-            let uptime = streaming_since.map(|t: Instant| t.elapsed()).unwrap_or_default();
+            let uptime = streaming_since
+                .map(|t: Instant| t.elapsed())
+                .unwrap_or_default();
             let delay = match ended {
                 Ended::Stopped => {
-                    self.stats.set_state(FeedState::Stopped, Some("shut down".into()));
+                    self.stats
+                        .set_state(FeedState::Stopped, Some("shut down".into()));
                     return Ok(());
                 }
                 Ended::AuthFailed(message) => {
-                    self.stats.set_state(FeedState::Stopped, Some("authentication failed".into()));
+                    self.stats
+                        .set_state(FeedState::Stopped, Some("authentication failed".into()));
                     return Err(FeedError::AuthFailed { message });
                 }
                 Ended::Evicted(message) => {
                     let delay = backoff.after_eviction();
-                    let issue = "max_connections: another connection is using this API key".to_string();
+                    let issue =
+                        "max_connections: another connection is using this API key".to_string();
                     tracing::error!(
                         server_message = %message,
                         retry_in_s = delay.as_secs_f64(),
@@ -170,7 +175,10 @@ impl FeedClient {
                 Ended::Dropped(reason) => {
                     let delay = backoff.after_connection(uptime);
                     tracing::warn!(%reason, uptime_s = uptime.as_secs_f64(), retry_in_s = delay.as_secs_f64(), "feed disconnected; reconnecting");
-                    self.stats.set_state(FeedState::Disconnected, Some(format!("feed disconnected: {reason}")));
+                    self.stats.set_state(
+                        FeedState::Disconnected,
+                        Some(format!("feed disconnected: {reason}")),
+                    );
                     delay
                 }
             };
@@ -187,10 +195,17 @@ impl FeedClient {
     /// One connection, from opening the socket to its end.
     async fn session(&self, streaming_since: &mut Option<Instant>, sessions: &mut u64) -> Ended {
         let t = self.timing;
-        let ws = match tokio::time::timeout(t.connect_timeout, tokio_tungstenite::connect_async(self.url.as_str())).await {
+        let ws = match tokio::time::timeout(
+            t.connect_timeout,
+            tokio_tungstenite::connect_async(self.url.as_str()),
+        )
+        .await
+        {
             Ok(Ok((ws, _response))) => ws,
             Ok(Err(err)) => return Ended::Dropped(format!("connect failed: {err}")),
-            Err(_) => return Ended::Dropped(format!("connect timed out after {:?}", t.connect_timeout)),
+            Err(_) => {
+                return Ended::Dropped(format!("connect timed out after {:?}", t.connect_timeout))
+            }
         };
         let (mut sink, mut stream) = ws.split();
 
@@ -213,7 +228,10 @@ impl FeedClient {
                     "connected" if phase == FeedState::Connecting => {
                         phase = FeedState::Authenticating;
                         self.stats.set_state(phase, None);
-                        let auth = Action { action: "auth", params: self.key.expose() };
+                        let auth = Action {
+                            action: "auth",
+                            params: self.key.expose(),
+                        };
                         if let Err(e) = send_json(&mut sink, &auth).await {
                             return Ended::Dropped(format!("sending auth failed: {e}"));
                         }
@@ -236,7 +254,15 @@ impl FeedClient {
         }
         *sessions += 1;
         for chunk in protocol::subscribe_chunks(&self.topics) {
-            if let Err(e) = send_json(&mut sink, &Action { action: "subscribe", params: &chunk }).await {
+            if let Err(e) = send_json(
+                &mut sink,
+                &Action {
+                    action: "subscribe",
+                    params: &chunk,
+                },
+            )
+            .await
+            {
                 return Ended::Dropped(format!("sending subscribe failed: {e}"));
             }
         }
@@ -343,7 +369,10 @@ impl FeedClient {
                     .frames_dropped_queue_full
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if dropped.is_power_of_two() || dropped == 0 {
-                    tracing::warn!(dropped_total = dropped + 1, "normalization queue full; dropping frames");
+                    tracing::warn!(
+                        dropped_total = dropped + 1,
+                        "normalization queue full; dropping frames"
+                    );
                 }
                 None
             }
@@ -364,5 +393,7 @@ where
 {
     let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
     // The error of a failed send never contains the payload (the key).
-    sink.send(Message::text(text)).await.map_err(|e| e.to_string())
+    sink.send(Message::text(text))
+        .await
+        .map_err(|e| e.to_string())
 }

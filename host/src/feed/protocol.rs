@@ -101,7 +101,13 @@ mod tests {
     fn statuses_are_found_in_mixed_frames() {
         let f = r#"[{"ev":"status","status":"auth_success","message":"authenticated"},{"ev":"T","sym":"A"}]"#;
         assert!(may_hold_status(f));
-        assert_eq!(statuses(f), vec![Status { status: "auth_success".into(), message: "authenticated".into() }]);
+        assert_eq!(
+            statuses(f),
+            vec![Status {
+                status: "auth_success".into(),
+                message: "authenticated".into()
+            }]
+        );
         assert!(statuses("garbage").is_empty());
         assert!(!may_hold_status(r#"[{"ev":"T","sym":"A"}]"#));
     }

@@ -203,7 +203,8 @@ impl Market {
         let rng = &mut self.rng;
         let s = self.symbols.get_mut(i)?;
         // Random walk: ~3 bp per trade, never below a cent.
-        let step: f64 = (rng.random::<f64>() + rng.random::<f64>() + rng.random::<f64>() - 1.5) * 0.0006;
+        let step: f64 =
+            (rng.random::<f64>() + rng.random::<f64>() + rng.random::<f64>() - 1.5) * 0.0006;
         s.price = cents((s.price * (1.0 + step)).max(0.01));
         s.seq += rng.random_range(1..=40);
         let odd = rng.random_bool(0.35);
@@ -267,9 +268,19 @@ impl Market {
 
     /// Closes the aggregate window of symbol `i` (`minute`: AM, else A)
     /// ending at `end_ms`; `None` if it did not trade in the window.
-    pub fn close_window(&mut self, i: usize, minute: bool, start_ms: i64, end_ms: i64) -> Option<Aggregate> {
+    pub fn close_window(
+        &mut self,
+        i: usize,
+        minute: bool,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Option<Aggregate> {
         let s = self.symbols.get_mut(i)?;
-        let agg = if minute { s.minute.take() } else { s.second.take() }?;
+        let agg = if minute {
+            s.minute.take()
+        } else {
+            s.second.take()
+        }?;
         Some(Aggregate {
             ev: if minute { "AM" } else { "A" },
             sym: s.symbol.clone(),
@@ -308,7 +319,11 @@ mod tests {
             assert!(t.p >= 0.01 && t.p < 10_000.0);
             assert!(t.s > 0);
             if last_p > 0.0 {
-                assert!((t.p / last_p - 1.0).abs() < 0.01, "jump {last_p} -> {}", t.p);
+                assert!(
+                    (t.p / last_p - 1.0).abs() < 0.01,
+                    "jump {last_p} -> {}",
+                    t.p
+                );
             }
             last_q = t.q;
             last_p = t.p;

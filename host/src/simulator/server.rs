@@ -258,14 +258,21 @@ impl Picker {
     }
 }
 
-async fn connection(shared: Arc<Shared>, stream: TcpStream, stop: CancellationToken) -> anyhow::Result<()> {
+async fn connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let _ = stream.set_nodelay(true);
     #[allow(clippy::result_large_err)] // the callback's signature is tungstenite's
     let check_path = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path() == "/stocks" {
             Ok(resp)
         } else {
-            let mut err = ErrorResponse::new(Some(format!("unknown market path {}; use /stocks", req.uri().path())));
+            let mut err = ErrorResponse::new(Some(format!(
+                "unknown market path {}; use /stocks",
+                req.uri().path()
+            )));
             *err.status_mut() = StatusCode::NOT_FOUND;
             Err(err)
         }
@@ -273,7 +280,8 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, stop: CancellationTo
     let ws = tokio_tungstenite::accept_hdr_async(stream, check_path).await?;
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = ws.split();
-    sink.send(Message::text(status("connected", "Connected Successfully"))).await?;
+    sink.send(Message::text(status("connected", "Connected Successfully")))
+        .await?;
 
     // Authentication.
     let key = tokio::select! {
@@ -290,7 +298,11 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, stop: CancellationTo
     }
     if shared.config.key.as_deref().is_some_and(|k| k != key) {
         shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
-        sink.send(Message::text(status("auth_failed", "authentication failed"))).await?;
+        sink.send(Message::text(status(
+            "auth_failed",
+            "authentication failed",
+        )))
+        .await?;
         let _ = sink.close().await;
         return Ok(());
     }
@@ -302,7 +314,8 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, stop: CancellationTo
         }
     }
     shared.stats.auth_success.fetch_add(1, Ordering::Relaxed);
-    sink.send(Message::text(status("auth_success", "authenticated"))).await?;
+    sink.send(Message::text(status("auth_success", "authenticated")))
+        .await?;
 
     let result = serve(&shared, &mut sink, &mut stream, &mut evicted, &stop).await;
     if let Ok(mut sessions) = shared.sessions.lock() {
@@ -400,32 +413,66 @@ async fn serve(
         // Aggregates close on second / minute boundaries.
         let (sec, min) = (now / 1000, now / 60_000);
         if sec != second {
-            out.extend(close_windows(shared, &subs.seconds, false, second * 1000, sec * 1000));
+            out.extend(close_windows(
+                shared,
+                &subs.seconds,
+                false,
+                second * 1000,
+                sec * 1000,
+            ));
             second = sec;
         }
         if min != minute {
-            out.extend(close_windows(shared, &subs.minutes, true, minute * 60_000, min * 60_000));
+            out.extend(close_windows(
+                shared,
+                &subs.minutes,
+                true,
+                minute * 60_000,
+                min * 60_000,
+            ));
             minute = min;
         }
         for chunk in out.chunks(batch) {
-            let frame = format!("[{}]", chunk.iter().map(|(json, _)| json.as_str()).collect::<Vec<_>>().join(","));
+            let frame = format!(
+                "[{}]",
+                chunk
+                    .iter()
+                    .map(|(json, _)| json.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
             sink.send(Message::text(frame)).await?;
             frames += 1;
             let trades: Vec<&SentTrade> = chunk.iter().filter_map(|(_, t)| t.as_ref()).collect();
             shared.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
-            shared.stats.trades_sent.fetch_add(trades.len() as u64, Ordering::Relaxed);
+            shared
+                .stats
+                .trades_sent
+                .fetch_add(trades.len() as u64, Ordering::Relaxed);
             if config.record {
                 if let Ok(mut log) = shared.stats.trades.lock() {
                     log.extend(trades.into_iter().cloned());
                 }
             }
-            if config.faults.malformed_every.is_some_and(|n| n > 0 && frames % n == 0) {
-                for junk in [r#"[{"ev":"T","sym":"BROKEN","p":"#, r#"{"not":"an array"}"#, r#"[{"ev":"XQ","pair":"BTC-USD","bp":1.0}]"#] {
+            if config
+                .faults
+                .malformed_every
+                .is_some_and(|n| n > 0 && frames % n == 0)
+            {
+                for junk in [
+                    r#"[{"ev":"T","sym":"BROKEN","p":"#,
+                    r#"{"not":"an array"}"#,
+                    r#"[{"ev":"XQ","pair":"BTC-USD","bp":1.0}]"#,
+                ] {
                     sink.send(Message::text(junk)).await?;
                     shared.stats.junk_sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            if config.faults.drop_every.is_some_and(|n| n > 0 && frames % n == 0) {
+            if config
+                .faults
+                .drop_every
+                .is_some_and(|n| n > 0 && frames % n == 0)
+            {
                 shared.stats.drops.fetch_add(1, Ordering::Relaxed);
                 sink.flush().await?;
                 // Returning drops the socket without a close frame.
@@ -436,9 +483,16 @@ async fn serve(
 }
 
 /// Generates `n` trades (and as many quotes, if quotes are subscribed).
-fn generate(shared: &Shared, subs: &Subscriptions, n: usize, now: i64) -> Vec<(String, Option<SentTrade>)> {
+fn generate(
+    shared: &Shared,
+    subs: &Subscriptions,
+    n: usize,
+    now: i64,
+) -> Vec<(String, Option<SentTrade>)> {
     let mut out = Vec::with_capacity(n * 2);
-    let Ok(mut market) = shared.market.lock() else { return out };
+    let Ok(mut market) = shared.market.lock() else {
+        return out;
+    };
     for _ in 0..n {
         let u = market.unit();
         if let Some(trade) = subs.trades.pick(u).and_then(|i| market.trade(i, now)) {
@@ -463,8 +517,16 @@ fn generate(shared: &Shared, subs: &Subscriptions, n: usize, now: i64) -> Vec<(S
     out
 }
 
-fn close_windows(shared: &Shared, set: &BTreeSet<usize>, minute: bool, start: i64, end: i64) -> Vec<(String, Option<SentTrade>)> {
-    let Ok(mut market) = shared.market.lock() else { return Vec::new() };
+fn close_windows(
+    shared: &Shared,
+    set: &BTreeSet<usize>,
+    minute: bool,
+    start: i64,
+    end: i64,
+) -> Vec<(String, Option<SentTrade>)> {
+    let Ok(mut market) = shared.market.lock() else {
+        return Vec::new();
+    };
     set.iter()
         .filter_map(|&i| market.close_window(i, minute, start, end))
         .filter_map(|a| serde_json::to_string(&a).ok())
@@ -484,7 +546,9 @@ fn handle_action(shared: &Shared, subs: &mut Subscriptions, text: &str) -> Optio
     };
     shared.stats.subscribes.fetch_add(1, Ordering::Relaxed);
     let params = action["params"].as_str().unwrap_or_default();
-    let Ok(mut market) = shared.market.lock() else { return None };
+    let Ok(mut market) = shared.market.lock() else {
+        return None;
+    };
     let mut acks = Vec::new();
     for topic in params.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         let Some((channel, symbol)) = topic.split_once('.') else {
@@ -513,7 +577,11 @@ fn handle_action(shared: &Shared, subs: &mut Subscriptions, text: &str) -> Optio
                 set.remove(&i);
             }
         }
-        let verb = if subscribe { "subscribed to" } else { "unsubscribed to" };
+        let verb = if subscribe {
+            "subscribed to"
+        } else {
+            "unsubscribed to"
+        };
         acks.push(serde_json::json!({"ev": "status", "status": "success", "message": format!("{verb}: {topic}")}));
     }
     let (trade_set, quote_set) = (subs.trade_set.clone(), subs.quote_set.clone());

@@ -1,0 +1,206 @@
+//! The event bus: Redis pub/sub, or an in-process bus with the same
+//! interface for the embedded default (no Redis URL).
+//!
+//! [`Bus`] is the one interface: [`Bus::publish`] never waits (a bounded
+//! buffer absorbs bursts and outages; what does not fit is dropped and
+//! counted), and [`Bus::subscribe`] returns a stream of messages that
+//! survives reconnects. With Redis, a publisher task sends each batch as one
+//! pipeline, in order, and reconnects with backoff; subscribers resubscribe
+//! after a reconnect.
+
+mod channels;
+mod memory;
+mod redis;
+mod stats;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use channels::Channels;
+pub use stats::BusStats;
+
+use crate::config::Secret;
+
+/// One message on one channel.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The channel name.
+    pub channel: Arc<str>,
+    /// The payload (a JSON document).
+    pub payload: String,
+}
+
+/// Messages buffered for publishing before drops start.
+pub const DEFAULT_PUBLISH_BUFFER: usize = 100_000;
+
+enum Backend {
+    Redis(redis::RedisBackend),
+    Memory(memory::MemoryBackend),
+}
+
+struct Inner {
+    backend: Backend,
+    stats: Arc<BusStats>,
+    channels: Channels,
+    ticks: Arc<str>,
+    cancel: CancellationToken,
+}
+
+/// A handle to the bus; cheap to clone.
+#[derive(Clone)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+/// A subscription: messages in the order the bus delivered them.
+pub struct Subscription {
+    rx: mpsc::Receiver<Message>,
+}
+
+impl Subscription {
+    /// The next message; `None` once the bus shut down.
+    pub async fn recv(&mut self) -> Option<Message> {
+        self.rx.recv().await
+    }
+
+    /// A message if one is ready.
+    pub fn try_recv(&mut self) -> Option<Message> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl Bus {
+    /// A Redis bus. Connects lazily: an unreachable server is retried with
+    /// backoff, and shows in [`BusStats::is_connected`].
+    pub fn redis(url: &Secret, channels: Channels, buffer: usize) -> anyhow::Result<Bus> {
+        let stats = Arc::new(BusStats::new_connected());
+        let cancel = CancellationToken::new();
+        let backend = redis::RedisBackend::start(
+            url,
+            buffer,
+            stats.clone(),
+            channels.ticks(),
+            cancel.clone(),
+        )?;
+        Ok(Bus::assemble(
+            Backend::Redis(backend),
+            stats,
+            channels,
+            cancel,
+        ))
+    }
+
+    /// An in-process bus.
+    pub fn memory(channels: Channels) -> Bus {
+        let stats = Arc::new(BusStats::new_connected());
+        let backend = memory::MemoryBackend::new(stats.clone());
+        Bus::assemble(
+            Backend::Memory(backend),
+            stats,
+            channels,
+            CancellationToken::new(),
+        )
+    }
+
+    fn assemble(
+        backend: Backend,
+        stats: Arc<BusStats>,
+        channels: Channels,
+        cancel: CancellationToken,
+    ) -> Bus {
+        let ticks: Arc<str> = channels.ticks().into();
+        Bus {
+            inner: Arc::new(Inner {
+                backend,
+                stats,
+                channels,
+                ticks,
+                cancel,
+            }),
+        }
+    }
+
+    /// Whether this is the in-process bus.
+    pub fn is_memory(&self) -> bool {
+        matches!(self.inner.backend, Backend::Memory(_))
+    }
+
+    /// The channel names.
+    pub fn channels(&self) -> &Channels {
+        &self.inner.channels
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<BusStats> {
+        &self.inner.stats
+    }
+
+    /// The ticks channel name, shared (no allocation per tick).
+    pub fn ticks_channel(&self) -> &Arc<str> {
+        &self.inner.ticks
+    }
+
+    /// Publishes without waiting. Returns `false` if the message was
+    /// dropped (buffer full), which is counted.
+    pub fn publish(&self, channel: &Arc<str>, payload: String) -> bool {
+        let stats = &self.inner.stats;
+        stats.offered.fetch_add(1, Ordering::Relaxed);
+        let message = Message {
+            channel: channel.clone(),
+            payload,
+        };
+        let accepted = match &self.inner.backend {
+            Backend::Redis(r) => r.publish(message),
+            Backend::Memory(m) => m.publish(message),
+        };
+        if !accepted {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            if **channel == *self.inner.ticks {
+                stats.ticks_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        accepted
+    }
+
+    /// Publishes to a channel given by name.
+    pub fn publish_to(&self, channel: &str, payload: String) -> bool {
+        self.publish(&Arc::from(channel), payload)
+    }
+
+    /// Subscribes to `channels`; `capacity` bounds the delivery queue.
+    pub fn subscribe(&self, channels: Vec<String>, capacity: usize) -> Subscription {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        match &self.inner.backend {
+            Backend::Redis(r) => r.subscribe(channels, tx, self.inner.cancel.clone()),
+            Backend::Memory(m) => m.subscribe(channels, tx, self.inner.cancel.clone()),
+        }
+        Subscription { rx }
+    }
+
+    /// Waits until everything offered so far was published or dropped, or
+    /// `timeout` passes; returns whether it drained.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let stats = &self.inner.stats;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let offered = BusStats::get(&stats.offered);
+            let done = BusStats::get(&stats.published) + BusStats::get(&stats.dropped);
+            if done >= offered {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Stops the bus's background tasks (subscriptions end).
+    pub fn shutdown(&self) {
+        self.inner.cancel.cancel();
+    }
+}

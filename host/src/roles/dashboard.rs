@@ -1,0 +1,260 @@
+//! The dashboard role's state: the latest session, health and feed events
+//! from the bus, and the status API document built from them (contract §4).
+//!
+//! Events are read in either shape (nested under `session` / `health`, or
+//! flat), as the seed's consumer had to learn.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Bus, Channels};
+use crate::events::{health_object, session_object};
+
+/// What one event was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// `session_started`.
+    SessionStarted,
+    /// `session_stopped`.
+    SessionStopped,
+    /// `streaming_health`.
+    Health,
+    /// `feed_status`.
+    Feed,
+    /// A plugin event.
+    Plugin,
+}
+
+/// Counts of events received, by kind.
+#[derive(Debug, Default)]
+pub struct EventCounts {
+    /// All valid events.
+    pub events: AtomicU64,
+    /// Session events.
+    pub session: AtomicU64,
+    /// Health events.
+    pub health: AtomicU64,
+    /// Feed events.
+    pub feed: AtomicU64,
+    /// Plugin events.
+    pub plugins: AtomicU64,
+    /// Payloads that were not valid JSON objects.
+    pub invalid: AtomicU64,
+}
+
+#[derive(Default)]
+struct Latest {
+    session: Option<Map<String, Value>>,
+    session_active: bool,
+    health: Option<Map<String, Value>>,
+    health_at: Option<Instant>,
+    feed: Option<Value>,
+    plugins: Vec<Value>,
+    last_event_at: Option<String>,
+}
+
+/// The dashboard's view of the system.
+pub struct DashboardState {
+    latest: RwLock<Latest>,
+    /// Health older than this makes the status `offline`.
+    fresh_for: Duration,
+    /// Event counters.
+    pub counts: EventCounts,
+    events: broadcast::Sender<Value>,
+}
+
+/// Plugin events kept for the page.
+const PLUGIN_EVENTS_KEPT: usize = 50;
+
+impl DashboardState {
+    /// A state whose health counts as fresh for three health intervals.
+    pub fn new(health_interval: Duration) -> Arc<Self> {
+        let (events, _) = broadcast::channel(1024);
+        Arc::new(DashboardState {
+            latest: RwLock::new(Latest::default()),
+            fresh_for: (health_interval * 3).max(Duration::from_secs(1)),
+            counts: EventCounts::default(),
+            events,
+        })
+    }
+
+    /// Every applied event, as `{"channel_kind": ..., "event": ...}`, for
+    /// live pushes.
+    pub fn events(&self) -> broadcast::Receiver<Value> {
+        self.events.subscribe()
+    }
+
+    /// Applies one event from the bus.
+    pub fn apply(&self, kind: EventKind, payload: &str) {
+        let Ok(event) = serde_json::from_str::<Value>(payload) else {
+            self.counts.invalid.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if !event.is_object() {
+            self.counts.invalid.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let Ok(mut latest) = self.latest.write() else {
+            return;
+        };
+        let counter = match kind {
+            EventKind::SessionStarted | EventKind::SessionStopped => {
+                let Some(session) = session_object(&event) else {
+                    self.counts.invalid.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                let started = kind == EventKind::SessionStarted;
+                let same = latest.session.as_ref().and_then(|s| s.get("session_id"))
+                    == session.get("session_id");
+                if started || same || latest.session.is_none() {
+                    latest.session_active = started;
+                    latest.session = Some(session);
+                    if started {
+                        latest.health = None;
+                        latest.health_at = None;
+                    }
+                }
+                &self.counts.session
+            }
+            EventKind::Health => {
+                let Some(mut health) = health_object(&event) else {
+                    self.counts.invalid.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                // Older dashboards read `data_flow.ticks_per_second`.
+                let tps = health
+                    .get("ticks_per_second")
+                    .cloned()
+                    .unwrap_or(Value::from(0.0));
+                let mut data_flow = match health.remove("data_flow") {
+                    Some(Value::Object(m)) => m,
+                    _ => Map::new(),
+                };
+                data_flow.insert("ticks_per_second".into(), tps);
+                health.insert("data_flow".into(), Value::Object(data_flow));
+                latest.health = Some(health);
+                latest.health_at = Some(Instant::now());
+                &self.counts.health
+            }
+            EventKind::Feed => {
+                latest.feed = Some(event.clone());
+                &self.counts.feed
+            }
+            EventKind::Plugin => {
+                latest.plugins.push(event.clone());
+                if latest.plugins.len() > PLUGIN_EVENTS_KEPT {
+                    latest.plugins.remove(0);
+                }
+                &self.counts.plugins
+            }
+        };
+        latest.last_event_at = Some(crate::events::health_time(chrono::Utc::now()));
+        drop(latest);
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.counts.events.fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .events
+            .send(json!({"kind": kind_label(kind), "event": event}));
+    }
+
+    /// The `/streaming/api/status` document (contract §4).
+    pub fn status(&self) -> Value {
+        let Ok(latest) = self.latest.read() else {
+            return json!({"status": "offline", "session": null, "health": null, "subscriber_stats": {}});
+        };
+        let fresh = latest
+            .health_at
+            .is_some_and(|at| at.elapsed() <= self.fresh_for);
+        let online = latest.session_active && fresh;
+        let c = &self.counts;
+        json!({
+            "status": if online { "online" } else { "offline" },
+            "session": latest.session,
+            "health": latest.health,
+            "health_age_seconds": latest.health_at.map(|at| (at.elapsed().as_secs_f64() * 10.0).round() / 10.0),
+            "feed": latest.feed,
+            "subscriber_stats": {
+                "events_received": c.events.load(Ordering::Relaxed),
+                "session_events": c.session.load(Ordering::Relaxed),
+                "health_events": c.health.load(Ordering::Relaxed),
+                "feed_events": c.feed.load(Ordering::Relaxed),
+                "plugin_events": c.plugins.load(Ordering::Relaxed),
+                "invalid_events": c.invalid.load(Ordering::Relaxed),
+                "last_event_at": latest.last_event_at,
+            },
+        })
+    }
+
+    /// Everything the page shows, for a client that just connected.
+    pub fn snapshot(&self) -> Value {
+        let plugins = self
+            .latest
+            .read()
+            .map(|l| l.plugins.clone())
+            .unwrap_or_default();
+        json!({"kind": "snapshot", "status": self.status(), "plugin_events": plugins})
+    }
+}
+
+fn kind_label(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::SessionStarted => "session_started",
+        EventKind::SessionStopped => "session_stopped",
+        EventKind::Health => "health",
+        EventKind::Feed => "feed",
+        EventKind::Plugin => "plugin",
+    }
+}
+
+/// Keeps `state` up to date from the bus until cancelled.
+pub fn follow(bus: &Bus, state: Arc<DashboardState>, cancel: CancellationToken) {
+    let c: Channels = bus.channels().clone();
+    let table = [
+        (c.session_started(), EventKind::SessionStarted),
+        (c.session_stopped(), EventKind::SessionStopped),
+        (c.health(), EventKind::Health),
+        (c.feed(), EventKind::Feed),
+        (c.plugins(), EventKind::Plugin),
+    ];
+    let mut sub = bus.subscribe(table.iter().map(|(n, _)| n.clone()).collect(), 4_096);
+    tokio::spawn(async move {
+        loop {
+            let message = tokio::select! {
+                () = cancel.cancelled() => return,
+                m = sub.recv() => match m { Some(m) => m, None => return },
+            };
+            if let Some((_, kind)) = table.iter().find(|(n, _)| **n == *message.channel) {
+                state.apply(*kind, &message.payload);
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn online_only_with_an_active_session_and_fresh_health() {
+        let s = DashboardState::new(Duration::from_secs(10));
+        assert_eq!(s.status()["status"], "offline");
+        assert!(s.status()["session"].is_null());
+        s.apply(EventKind::SessionStarted, r#"{"type":"streaming_session_started","session":{"session_id":"a","universe":"u","symbol_count":2,"start_time":"t","status":"active"},"timestamp":"t"}"#);
+        assert_eq!(s.status()["status"], "offline", "no health yet");
+        s.apply(EventKind::Health, r#"{"type":"streaming_health","status":"healthy","session_id":"a","ticks_per_second":18.2,"active_symbols":60}"#);
+        let st = s.status();
+        assert_eq!(st["status"], "online");
+        assert_eq!(st["health"]["data_flow"]["ticks_per_second"], 18.2);
+        assert_eq!(st["session"]["universe"], "u");
+        assert_eq!(st["subscriber_stats"]["events_received"], 2);
+        s.apply(EventKind::SessionStopped, r#"{"type":"streaming_session_stopped","session":{"session_id":"a","status":"stopped"}}"#);
+        assert_eq!(s.status()["status"], "offline");
+        s.apply(EventKind::Health, "not json");
+        assert_eq!(s.status()["subscriber_stats"]["invalid_events"], 1);
+    }
+}

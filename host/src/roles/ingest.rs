@@ -1,0 +1,204 @@
+//! The ingest role: Massive feed -> normalizer component -> one message per
+//! tick on `PREFIX:market:ticks`, in order; frames the normalizer fails on
+//! go to `PREFIX:deadletter`; the feed's state goes to `PREFIX:feed`.
+//!
+//! Without an API key it starts the simulator in-process on a free loopback
+//! port and connects the real client to it over a real WebSocket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::Bus;
+use crate::config::{Config, Secret, Symbols};
+use crate::events::health_time;
+use crate::feed::{FeedClient, FeedError, FeedStats};
+use crate::pipeline::{self, Output, PipelineStats};
+use crate::plugins::{NormalizerPlugin, PluginEngine, PluginKind};
+use crate::simulator::{Simulator, SimulatorConfig};
+use crate::universe::{Universe, DEFAULT_UNIVERSE};
+
+/// Batches between the normalizer thread and the publisher.
+const OUTPUT_QUEUE: usize = 1024;
+/// How often the feed's state is published even when unchanged.
+const FEED_STATUS_EVERY: Duration = Duration::from_secs(5);
+
+/// A running ingest role.
+pub struct Ingest {
+    /// Feed counters.
+    pub feed: Arc<FeedStats>,
+    /// Normalizer counters.
+    pub pipeline: Arc<PipelineStats>,
+    /// The embedded simulator, when no API key was given.
+    pub simulator: Option<Simulator>,
+    task: tokio::task::JoinHandle<Result<(), FeedError>>,
+}
+
+impl Ingest {
+    /// Starts the feed, the normalizer thread and the publisher; the feed
+    /// counts into `feed`.
+    pub async fn start(
+        config: &Config,
+        bus: &Bus,
+        engine: &PluginEngine,
+        feed: Arc<FeedStats>,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Ingest> {
+        let component = super::load_plugin(engine, &config.plugins, PluginKind::Normalizer).await?;
+        let normalizer = {
+            let engine = engine.clone();
+            tokio::task::spawn_blocking(move || NormalizerPlugin::new(&engine, component))
+                .await
+                .context("normalizer loader thread")??
+        };
+        tracing::info!(plugin = %normalizer.label(), "normalizer ready");
+
+        let (url, key, simulator) = match &config.api_key {
+            Some(key) => (config.massive_url.clone(), key.clone(), None),
+            None => {
+                let key = uuid::Uuid::new_v4().to_string();
+                let universe = match &config.subscription.symbols {
+                    Symbols::List(list) => list.clone(),
+                    Symbols::All => Universe::named(DEFAULT_UNIVERSE)?.symbols,
+                };
+                let sim = Simulator::start(
+                    "127.0.0.1:0",
+                    SimulatorConfig {
+                        key: Some(key.clone()),
+                        rate: 300.0,
+                        batch: 10,
+                        seed: rand::random(),
+                        universe,
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                tracing::info!(url = %sim.url(), "MASSIVE_API_KEY is not set: using the built-in Massive simulator");
+                (sim.url(), Secret::new(key), Some(sim))
+            }
+        };
+
+        let stats = Arc::new(PipelineStats::default());
+        let (frame_tx, frame_rx) = mpsc::channel(config.queue_capacity);
+        let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
+        pipeline::spawn(normalizer, frame_rx, out_tx, stats.clone())
+            .context("starting the normalizer thread")?;
+        tokio::spawn(publish(out_rx, bus.clone()));
+        tokio::spawn(report_feed(
+            bus.clone(),
+            feed.clone(),
+            stats.clone(),
+            cancel.clone(),
+        ));
+
+        let client = FeedClient::new(
+            url,
+            key,
+            config.subscription.topics(),
+            frame_tx,
+            feed.clone(),
+        );
+        let task = tokio::spawn(client.run(cancel));
+        Ok(Ingest {
+            feed,
+            pipeline: stats,
+            simulator,
+            task,
+        })
+    }
+
+    /// Waits for the feed to stop: `Ok` on shutdown, `Err` if the key was refused.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let result = self.task.await.context("feed task")?;
+        if let Some(sim) = self.simulator {
+            sim.shutdown().await;
+        }
+        Ok(result?)
+    }
+}
+
+/// Publishes the pipeline's output, in order.
+async fn publish(mut rx: mpsc::Receiver<Output>, bus: Bus) {
+    let ticks = bus.ticks_channel().clone();
+    let deadletter: Arc<str> = bus.channels().deadletter().into();
+    while let Some(out) = rx.recv().await {
+        match out {
+            Output::Ticks(batch) => {
+                for tick in batch.ticks {
+                    bus.publish(&ticks, tick.payload);
+                }
+            }
+            Output::DeadLetter {
+                frame,
+                plugin,
+                error,
+                received_ms,
+            } => {
+                let letter = json!({
+                    "type": "deadletter",
+                    "plugin": plugin,
+                    "error": error,
+                    "frame": frame,
+                    "received_ms": received_ms,
+                    "timestamp": health_time(chrono::Utc::now()),
+                });
+                bus.publish(&deadletter, letter.to_string());
+            }
+        }
+    }
+}
+
+/// Publishes the feed's state on change and every few seconds.
+async fn report_feed(
+    bus: Bus,
+    feed: Arc<FeedStats>,
+    pipeline: Arc<PipelineStats>,
+    cancel: CancellationToken,
+) {
+    let channel: Arc<str> = bus.channels().feed().into();
+    let mut last = None;
+    let mut last_sent = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let state = (feed.state(), feed.issue());
+        if last.as_ref() == Some(&state) && last_sent.elapsed() < FEED_STATUS_EVERY {
+            continue;
+        }
+        let changed = last.as_ref() != Some(&state);
+        bus.publish(&channel, feed_status(&feed, &pipeline, changed).to_string());
+        last = Some(state);
+        last_sent = tokio::time::Instant::now();
+    }
+    bus.publish(&channel, feed_status(&feed, &pipeline, true).to_string());
+}
+
+/// The `feed_status` event.
+pub fn feed_status(feed: &FeedStats, pipeline: &PipelineStats, changed: bool) -> serde_json::Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    json!({
+        "type": "feed_status",
+        "state": feed.state(),
+        "connected": feed.is_streaming(),
+        "changed": changed,
+        "issue": feed.issue(),
+        "connect_attempts": feed.connect_attempts.load(Relaxed),
+        "reconnects": feed.reconnects.load(Relaxed),
+        "frames_received": feed.frames_received.load(Relaxed),
+        "frames_dropped": feed.frames_dropped_queue_full.load(Relaxed),
+        "ticks_normalized": pipeline.ticks.load(Relaxed),
+        "normalizer_errors": pipeline.plugin_errors.load(Relaxed),
+        "skipped": pipeline.skipped_by_reason().into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<String, serde_json::Value>>(),
+        "max_connections": feed.max_connections.load(Relaxed),
+        "slow_consumer": feed.slow_consumer.load(Relaxed),
+        "force_disconnect": feed.force_disconnect.load(Relaxed),
+        "timestamp": health_time(chrono::Utc::now()),
+    })
+}

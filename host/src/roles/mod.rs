@@ -1,0 +1,108 @@
+//! The roles: `ingest` (feed -> normalizer -> ticks), `process` (ticks ->
+//! health -> session and health events) and `dashboard` (events -> status
+//! API and page). `run` starts all three in one process. Roles talk only
+//! through the [`Bus`], so with Redis each restarts on its own.
+
+pub mod dashboard;
+pub mod ingest;
+pub mod process;
+mod run;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+pub use run::{run_all, run_dashboard, run_ingest, run_process};
+
+use crate::bus::{Bus, Channels, DEFAULT_PUBLISH_BUFFER};
+use crate::config::{Config, PluginSources};
+use crate::plugins::{embedded, LoadedComponent, PluginEngine, PluginKind};
+
+/// The bus the configuration asks for: Redis with a URL, else in-process.
+pub fn bus(config: &Config) -> anyhow::Result<Bus> {
+    let channels = Channels::new(config.channel_prefix.clone());
+    match &config.redis_url {
+        Some(url) => Bus::redis(url, channels, DEFAULT_PUBLISH_BUFFER),
+        None => Ok(Bus::memory(channels)),
+    }
+}
+
+/// The plugin engine with the configured limits and cache.
+pub fn engine(config: &Config) -> anyhow::Result<PluginEngine> {
+    PluginEngine::new(config.limits, config.cache_dir.as_deref())
+}
+
+/// Where the component of `kind` comes from: its own flag, then
+/// `--plugin-dir/KIND.wasm`, else the embedded default.
+pub fn plugin_file(sources: &PluginSources, kind: PluginKind) -> Option<PathBuf> {
+    let own = match kind {
+        PluginKind::Normalizer => sources.normalizer.clone(),
+        PluginKind::Health => sources.health.clone(),
+    };
+    own.or_else(|| {
+        let dir = sources.dir.as_ref()?;
+        let path = dir.join(format!("{kind}.wasm"));
+        path.exists().then_some(path)
+    })
+}
+
+/// Loads (compiles or takes from the cache, then checks) the component of
+/// `kind`, off the async threads.
+pub async fn load_plugin(
+    engine: &PluginEngine,
+    sources: &PluginSources,
+    kind: PluginKind,
+) -> anyhow::Result<Arc<LoadedComponent>> {
+    let file = plugin_file(sources, kind);
+    let engine = engine.clone();
+    let what = file
+        .as_ref()
+        .map(|f| f.display().to_string())
+        .unwrap_or_else(|| format!("the embedded {kind}"));
+    let loaded = tokio::task::spawn_blocking(move || -> anyhow::Result<LoadedComponent> {
+        let bytes = match &file {
+            Some(path) => {
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+            }
+            None => embedded::component(kind).to_vec(),
+        };
+        Ok(engine.load(kind, &bytes)?)
+    })
+    .await
+    .context("plugin loader thread")?
+    .with_context(|| format!("loading {what} as the {kind} plugin"))?;
+    tracing::info!(kind = %kind, source = %what, sha256 = %loaded.sha256, wit = %loaded.wit_version, cache = ?loaded.cache, "plugin component loaded");
+    Ok(Arc::new(loaded))
+}
+
+/// A token cancelled on SIGINT or SIGTERM.
+pub fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        tracing::info!("shutdown requested");
+        cancel.cancel();
+    });
+    token
+}
