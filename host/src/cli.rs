@@ -19,6 +19,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the process arguments; no subcommand at all means `run`, so
+    /// `cargo run --release` starts the whole pipeline.
+    pub fn parse_args() -> Cli {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        if args.len() <= 1 {
+            Cli::parse_from(["tickstock", "run"])
+        } else {
+            Cli::parse_from(args)
+        }
+    }
+}
+
 /// The roles and tools.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -54,13 +67,13 @@ pub struct CommonArgs {
     #[arg(long, env = "MASSIVE_URL", value_name = "URL")]
     pub massive_url: Option<String>,
     /// Prefix of every Redis channel [default: tickstock].
-    #[arg(long, value_name = "PREFIX")]
+    #[arg(long, env = "TICKSTOCK_CHANNEL_PREFIX", value_name = "PREFIX")]
     pub channel_prefix: Option<String>,
     /// Seconds between health events [default: 10].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, env = "TICKSTOCK_HEALTH_INTERVAL", value_name = "SECONDS")]
     pub health_interval: Option<f64>,
     /// Address of the dashboard / API server [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, env = "TICKSTOCK_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
     /// Symbols to subscribe to, comma-separated (e.g. AAPL,MSFT), or `*`.
     #[arg(
@@ -79,6 +92,9 @@ pub struct CommonArgs {
     /// Frames the feed may queue for normalization before it drops (and counts) [default: 4096].
     #[arg(long, value_name = "N")]
     pub queue_capacity: Option<usize>,
+    /// Messages buffered for the bus while Redis is slow or down, before drops [default: 100000].
+    #[arg(long, value_name = "N")]
+    pub publish_buffer: Option<usize>,
     /// Token that enables the admin API (requests need `Authorization: Bearer TOKEN`).
     #[arg(
         long,

@@ -167,6 +167,8 @@ pub struct Config {
     pub limits: Limits,
     /// Frames the feed may queue before dropping.
     pub queue_capacity: usize,
+    /// Messages buffered for the bus before dropping.
+    pub publish_buffer: usize,
     /// Admin API token; `None` disables the admin API.
     pub admin_token: Option<Secret>,
 }
@@ -184,6 +186,7 @@ struct FileConfig {
     universe: Option<String>,
     channels: Option<Vec<String>>,
     queue_capacity: Option<usize>,
+    publish_buffer: Option<usize>,
     normalizer: Option<PathBuf>,
     health: Option<PathBuf>,
     plugin_dir: Option<PathBuf>,
@@ -288,6 +291,11 @@ impl Config {
                 memory_bytes: memory_mib << 20,
             },
             queue_capacity,
+            publish_buffer: args
+                .publish_buffer
+                .or(file.publish_buffer)
+                .unwrap_or(crate::bus::DEFAULT_PUBLISH_BUFFER)
+                .max(1),
             admin_token: args
                 .admin_token
                 .clone()

@@ -1,9 +1,7 @@
 //! The `tickstock` binary: parse the command line, start logging, run a role.
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = tickstock::cli::Cli::parse();
+    let cli = tickstock::cli::Cli::parse_args();
     tickstock::telemetry::init();
     match tickstock::app::run(cli) {
         Ok(code) => code,

@@ -8,3 +8,4 @@ mod helpers;
 mod plugins_health;
 mod plugins_normalizer;
 mod plugins_runtime;
+mod roles;

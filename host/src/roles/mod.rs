@@ -14,9 +14,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-pub use run::{run_all, run_dashboard, run_ingest, run_process};
+pub use run::{run_all, run_dashboard, run_ingest, run_process, Host};
 
-use crate::bus::{Bus, Channels, DEFAULT_PUBLISH_BUFFER};
+use crate::bus::{Bus, Channels};
 use crate::config::{Config, PluginSources};
 use crate::plugins::{embedded, LoadedComponent, PluginEngine, PluginKind};
 
@@ -24,7 +24,7 @@ use crate::plugins::{embedded, LoadedComponent, PluginEngine, PluginKind};
 pub fn bus(config: &Config) -> anyhow::Result<Bus> {
     let channels = Channels::new(config.channel_prefix.clone());
     match &config.redis_url {
-        Some(url) => Bus::redis(url, channels, DEFAULT_PUBLISH_BUFFER),
+        Some(url) => Bus::redis(url, channels, config.publish_buffer),
         None => Ok(Bus::memory(channels)),
     }
 }

@@ -49,7 +49,16 @@ enum FeedView {
     /// The feed runs in this process (`run`).
     Local(Arc<FeedStats>),
     /// Learned from `PREFIX:feed` events.
-    Remote(Mutex<Option<(Instant, bool, Option<String>, u64)>>),
+    Remote(Mutex<Option<RemoteFeed>>),
+}
+
+/// The last `feed_status` event from the ingest role.
+#[derive(Clone)]
+struct RemoteFeed {
+    at: Instant,
+    connected: bool,
+    issue: Option<String>,
+    frames_dropped: u64,
 }
 
 /// A command for the health thread.
@@ -268,7 +277,12 @@ fn note_feed(feed: &FeedView, message: &Message) {
     let issue = v["issue"].as_str().map(str::to_string);
     let dropped = v["frames_dropped"].as_u64().unwrap_or(0);
     if let Ok(mut s) = slot.lock() {
-        *s = Some((Instant::now(), connected, issue, dropped));
+        *s = Some(RemoteFeed {
+            at: Instant::now(),
+            connected,
+            issue,
+            frames_dropped: dropped,
+        });
     }
 }
 
@@ -322,18 +336,18 @@ impl Reporter {
                 )
             }
             FeedView::Remote(slot) => match slot.lock().ok().and_then(|s| s.clone()) {
-                Some((at, connected, issue, dropped)) if at.elapsed() < FEED_STATUS_STALE => {
-                    if let Some(issue) = issue.filter(|_| !connected) {
+                Some(feed) if feed.at.elapsed() < FEED_STATUS_STALE => {
+                    if let Some(issue) = feed.issue.filter(|_| !feed.connected) {
                         issues.push(issue);
                     }
-                    (connected, dropped)
+                    (feed.connected, feed.frames_dropped)
                 }
-                Some((at, _, _, dropped)) => {
+                Some(feed) => {
                     issues.push(format!(
                         "no feed status from the ingest role for {}s",
-                        at.elapsed().as_secs()
+                        feed.at.elapsed().as_secs()
                     ));
-                    (false, dropped)
+                    (false, feed.frames_dropped)
                 }
                 None => {
                     issues.push("no feed status from the ingest role yet".into());

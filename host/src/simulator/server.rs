@@ -457,7 +457,7 @@ async fn serve(
             if config
                 .faults
                 .malformed_every
-                .is_some_and(|n| n > 0 && frames % n == 0)
+                .is_some_and(|n| n > 0 && frames.is_multiple_of(n))
             {
                 for junk in [
                     r#"[{"ev":"T","sym":"BROKEN","p":"#,
@@ -471,7 +471,7 @@ async fn serve(
             if config
                 .faults
                 .drop_every
-                .is_some_and(|n| n > 0 && frames % n == 0)
+                .is_some_and(|n| n > 0 && frames.is_multiple_of(n))
             {
                 shared.stats.drops.fetch_add(1, Ordering::Relaxed);
                 sink.flush().await?;

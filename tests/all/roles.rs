@@ -1,0 +1,424 @@
+//! The seed's whole data flow through a real Redis: contract formats,
+//! health cadence and accuracy, independent restarts, a Redis outage, and
+//! shutdown.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use tickstock::bus::{BusStats, Channels};
+use tickstock::roles::Host;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{self, assert_schema, schema, wait_until, Consumer, RedisServer};
+
+const SECS: Duration = Duration::from_secs(30);
+
+fn rfc3339(v: &serde_json::Value) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(
+        v.as_str().unwrap_or_else(|| panic!("{v} is not a string")),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_channel_matches_the_contract_and_schemas() {
+    let redis = RedisServer::start();
+    let prefix = helpers::prefix("contract");
+    let ch = Channels::new(prefix.clone());
+    let consumer = Consumer::start(&redis.url(), &prefix).await;
+    let config = helpers::config(&prefix, Some(redis.url()), 12, Duration::from_millis(1000));
+    let cancel = CancellationToken::new();
+    let host = Host::start(&config, cancel.clone()).await.unwrap();
+    wait_until("two health events and ticks", SECS, || {
+        consumer.count(&ch.health()) >= 2 && consumer.count(&ch.ticks()) >= 100
+    })
+    .await;
+    // The status API, as an old dashboard reads it.
+    let status: serde_json::Value =
+        reqwest::get(format!("http://{}/streaming/api/status", host.addr))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    cancel.cancel();
+    host.wait().await.unwrap();
+    wait_until("session_stopped", SECS, || {
+        consumer.count(&ch.session_stopped()) == 1
+    })
+    .await;
+
+    let tick_schema = schema("market_tick.json");
+    for t in consumer.on(&ch.ticks()) {
+        assert_schema(&tick_schema, &t.json);
+        assert!(
+            t.json["volume"].is_u64(),
+            "volume must be an integer: {}",
+            t.json
+        );
+        let ts = t.json["timestamp"].as_i64().unwrap();
+        assert!(
+            ts > 1_600_000_000_000 && ts < 4_000_000_000_000,
+            "not Unix ms: {ts}"
+        );
+        assert_eq!(t.json["source"], "massive");
+        assert_eq!(t.json["type"], "market_tick");
+    }
+    let started = consumer.on(&ch.session_started());
+    assert_eq!(started.len(), 1);
+    let started = &started[0].json;
+    assert_schema(&schema("session_started.json"), started);
+    assert_eq!(
+        started["session"]["symbol_count"], 12,
+        "the real symbol count"
+    );
+    assert_eq!(started["session"]["universe"], "custom");
+    rfc3339(&started["session"]["start_time"]);
+    let sid = started["session"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(uuid::Uuid::parse_str(&sid).unwrap().get_version_num(), 4);
+
+    let health_schema = schema("streaming_health.json");
+    for h in consumer.on(&ch.health()) {
+        assert_schema(&health_schema, &h.json);
+        assert_eq!(h.json["health"]["session_id"], sid.as_str());
+        assert!(h.json["health"]["active_symbols"].is_u64());
+        assert!(h.json["health"]["timestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z'));
+    }
+
+    let stopped = &consumer.on(&ch.session_stopped())[0].json;
+    assert_schema(&schema("session_stopped.json"), stopped);
+    assert_eq!(stopped["session"]["session_id"], sid.as_str());
+    let (start, stop) = (
+        rfc3339(&stopped["session"]["start_time"]),
+        rfc3339(&stopped["session"]["stop_time"]),
+    );
+    let duration = stopped["session"]["duration_seconds"].as_f64().unwrap();
+    assert!(((stop - start).num_milliseconds() as f64 / 1000.0 - duration).abs() < 0.01);
+    assert!(stopped["session"]["ticks_processed"].as_u64().unwrap() >= 100);
+
+    assert_schema(&schema("status_response.json"), &status);
+    assert_eq!(status["status"], "online", "{status}");
+    assert_eq!(status["session"]["session_id"], sid.as_str());
+    assert_eq!(
+        status["health"]["data_flow"]["ticks_per_second"],
+        status["health"]["ticks_per_second"]
+    );
+    assert!(
+        status["subscriber_stats"]["events_received"]
+            .as_u64()
+            .unwrap()
+            >= 3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_health_event_per_interval_matching_the_published_ticks() {
+    let redis = RedisServer::start();
+    let prefix = helpers::prefix("cadence");
+    let ch = Channels::new(prefix.clone());
+    let consumer = Consumer::start(&redis.url(), &prefix).await;
+    let config = helpers::config(&prefix, Some(redis.url()), 40, Duration::from_millis(1000));
+    let cancel = CancellationToken::new();
+    let host = Host::start(&config, cancel.clone()).await.unwrap();
+    wait_until("six health events", SECS, || {
+        consumer.count(&ch.health()) >= 6
+    })
+    .await;
+    cancel.cancel();
+    host.wait().await.unwrap();
+
+    let health = consumer.on(&ch.health());
+    let ticks = consumer.on(&ch.ticks());
+    // Exactly one event per interval: consecutive events are one interval
+    // apart (never two in the same interval, never a gap), with one session.
+    let times: Vec<chrono::DateTime<chrono::FixedOffset>> = health
+        .iter()
+        .map(|h| rfc3339(&h.json["timestamp"]))
+        .collect();
+    for w in times.windows(2) {
+        let gap = (w[1] - w[0]).num_milliseconds();
+        assert!(
+            (700..=1300).contains(&gap),
+            "health events {gap} ms apart: {times:?}"
+        );
+    }
+    let sessions: HashSet<_> = health
+        .iter()
+        .map(|h| h.json["health"]["session_id"].to_string())
+        .collect();
+    assert_eq!(sessions.len(), 1);
+
+    // Each event's window is the second before it; compare with the ticks
+    // this consumer saw in that second (both are subscribers of the same
+    // channel, so only ticks right at the edges can differ).
+    for h in health.iter().skip(2) {
+        let window: Vec<&helpers::Seen> = ticks
+            .iter()
+            .filter(|t| t.at <= h.at && t.at > h.at - Duration::from_millis(1000))
+            .collect();
+        let symbols: HashSet<&str> = window
+            .iter()
+            .map(|t| t.json["symbol"].as_str().unwrap())
+            .collect();
+        let reported_tps = h.json["health"]["ticks_per_second"].as_f64().unwrap();
+        let reported_active = h.json["health"]["active_symbols"].as_u64().unwrap() as usize;
+        let seen = window.len() as f64;
+        assert!(
+            (reported_tps - seen).abs() <= seen * 0.1 + 5.0,
+            "tps {reported_tps} vs {seen} ticks seen in the window"
+        );
+        assert!(
+            reported_active.abs_diff(symbols.len()) <= 3,
+            "active {reported_active} vs {} symbols seen",
+            symbols.len()
+        );
+        assert!(reported_active > 5, "only {reported_active} active symbols");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_degrades_health_and_publishing_resumes() {
+    let mut redis = RedisServer::start();
+    let prefix = helpers::prefix("outage");
+    let ch = Channels::new(prefix.clone());
+    let consumer = Consumer::start(&redis.url(), &prefix).await;
+    let mut config = helpers::config(&prefix, Some(redis.url()), 10, Duration::from_millis(500));
+    config.publish_buffer = 300;
+    let cancel = CancellationToken::new();
+    let host = Host::start(&config, cancel.clone()).await.unwrap();
+    wait_until("ticks flowing", SECS, || consumer.count(&ch.ticks()) >= 100).await;
+
+    redis.kill();
+    let stats = host.bus.stats().clone();
+    wait_until("the bus notices", SECS, || !stats.is_connected()).await;
+    // Long enough for the 300-message buffer to overflow at 300 ticks/s.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(
+        BusStats::get(&stats.ticks_dropped) > 0,
+        "nothing dropped during a 2.5 s outage"
+    );
+    redis.restart();
+    wait_until("the bus reconnects", SECS, || stats.is_connected()).await;
+    let before = consumer.count(&ch.ticks());
+    wait_until("ticks resume", SECS, || {
+        consumer.count(&ch.ticks()) > before + 100
+    })
+    .await;
+    // A health event published during or right after the outage says so.
+    wait_until("degraded health seen", SECS, || {
+        consumer.on(&ch.health()).iter().any(|h| {
+            h.json["health"]["status"] == "degraded"
+                && h.json["health"]["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("event bus unreachable")
+        })
+    })
+    .await;
+    cancel.cancel();
+    let pipeline = host.ingest.pipeline.clone();
+    host.wait().await.unwrap();
+    // Every tick the normalizer produced was either published or dropped.
+    let produced = pipeline.ticks.load(std::sync::atomic::Ordering::Relaxed);
+    let published = BusStats::get(&stats.ticks_published);
+    let dropped = BusStats::get(&stats.ticks_dropped);
+    assert_eq!(
+        produced,
+        published + dropped,
+        "produced {produced} != published {published} + dropped {dropped}"
+    );
+    assert!(BusStats::get(&stats.reconnects) >= 1);
+}
+
+/// Runs a role as its own process.
+struct Role {
+    child: std::process::Child,
+}
+
+impl Role {
+    fn spawn(role: &str, redis: &str, prefix: &str, extra: &[&str]) -> Role {
+        let child = helpers::tickstock_bin()
+            .args([
+                role,
+                "--redis-url",
+                redis,
+                "--channel-prefix",
+                prefix,
+                "--symbols",
+                "AAPL,MSFT,NVDA,AMZN,GOOG",
+            ])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Role { child }
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the role did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_and_process_restart_independently_and_sigterm_stops_the_session() {
+    let redis = RedisServer::start();
+    let prefix = helpers::prefix("roles");
+    let ch = Channels::new(prefix.clone());
+    let consumer = Consumer::start(&redis.url(), &prefix).await;
+    let _ingest = Role::spawn("ingest", &redis.url(), &prefix, &[]);
+    let mut process = Role::spawn(
+        "process",
+        &redis.url(),
+        &prefix,
+        &["--health-interval", "0.5"],
+    );
+    wait_until("ticks and health", SECS, || {
+        consumer.count(&ch.ticks()) > 50 && consumer.count(&ch.health()) >= 2
+    })
+    .await;
+
+    // Killing process does not stop ingest.
+    process.signal("-KILL");
+    process.wait_exit(SECS);
+    let before = consumer.count(&ch.ticks());
+    wait_until("ticks keep flowing without process", SECS, || {
+        consumer.count(&ch.ticks()) > before + 50
+    })
+    .await;
+
+    // A restarted process starts a new session and reports again.
+    let mut process = Role::spawn(
+        "process",
+        &redis.url(),
+        &prefix,
+        &["--health-interval", "0.5"],
+    );
+    wait_until("a second session", SECS, || {
+        consumer.count(&ch.session_started()) == 2
+    })
+    .await;
+    let sessions: Vec<String> = consumer
+        .on(&ch.session_started())
+        .iter()
+        .map(|s| {
+            s.json["session"]["session_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_ne!(sessions[0], sessions[1]);
+    let health_before = consumer.count(&ch.health());
+    wait_until("health from the new session", SECS, || {
+        consumer
+            .on(&ch.health())
+            .iter()
+            .skip(health_before)
+            .any(|h| h.json["health"]["session_id"] == sessions[1].as_str())
+    })
+    .await;
+
+    // Killing ingest does not stop process: health keeps coming.
+    drop(_ingest);
+    let h = consumer.count(&ch.health());
+    wait_until("health continues without ingest", SECS, || {
+        consumer.count(&ch.health()) >= h + 3
+    })
+    .await;
+    // And a restarted ingest feeds the same session.
+    let _ingest = Role::spawn("ingest", &redis.url(), &prefix, &[]);
+    let t = consumer.count(&ch.ticks());
+    wait_until("ticks again", SECS, || consumer.count(&ch.ticks()) > t + 50).await;
+
+    // SIGTERM publishes session_stopped before the process exits.
+    process.signal("-TERM");
+    let status = process.wait_exit(SECS);
+    assert!(status.success(), "process exited with {status}");
+    let stopped = consumer.on(&ch.session_stopped());
+    // The event was published before exit; give the consumer a moment to read it.
+    let stopped = if stopped.is_empty() {
+        wait_until("session_stopped", Duration::from_secs(5), || {
+            consumer.count(&ch.session_stopped()) == 1
+        })
+        .await;
+        consumer.on(&ch.session_stopped())
+    } else {
+        stopped
+    };
+    assert_eq!(stopped.len(), 1);
+    assert_eq!(
+        stopped[0].json["session"]["session_id"],
+        sessions[1].as_str()
+    );
+    assert!(
+        stopped[0].json["session"]["ticks_processed"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_command_runs_the_whole_flow_without_redis_or_key() {
+    let port = helpers::free_port();
+    // No subcommand, no Redis, no key: what `cargo run --release` runs. The
+    // address and interval come from the environment, not arguments.
+    let mut child = helpers::tickstock_bin()
+        .env("TICKSTOCK_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TICKSTOCK_HEALTH_INTERVAL", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/streaming/api/status");
+    let deadline = Instant::now() + SECS;
+    let status = loop {
+        if let Ok(resp) = reqwest::get(&url).await {
+            let status: serde_json::Value = resp.json().await.unwrap();
+            if status["status"] == "online"
+                && status["health"]["ticks_per_second"].as_f64().unwrap_or(0.0) > 0.0
+            {
+                break status;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the default command never went online"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status["session"]["universe"], "market_leaders:top_500");
+    assert_eq!(status["session"]["symbol_count"], 500);
+    assert_eq!(status["feed"]["connected"], true);
+    let _ = child.kill();
+    let _ = child.wait();
+}
