@@ -3,6 +3,7 @@
 //! broken instance replaced by a fresh one).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use wasmtime::component::Instance;
 use wasmtime::{Store, Trap};
@@ -11,6 +12,7 @@ use super::bindings::PluginInfo;
 use super::ctx::PluginCtx;
 use super::engine::{LoadedComponent, PluginEngine};
 use super::error::{CallError, LoadError};
+use super::stats::CallStats;
 
 /// How a world's typed exports are found in a fresh instance.
 pub(super) trait WorldExports: Sized {
@@ -35,6 +37,7 @@ pub(super) struct Live<W> {
     label: String,
     /// Times the instance was replaced after a failure.
     pub(super) restarts: u64,
+    stats: Arc<CallStats>,
 }
 
 impl<W: WorldExports> Live<W> {
@@ -57,6 +60,7 @@ impl<W: WorldExports> Live<W> {
             },
             label: String::new(),
             restarts: 0,
+            stats: Arc::new(CallStats::default()),
         };
         let info = live
             .call(|exports, store| exports.info(store))
@@ -77,6 +81,11 @@ impl<W: WorldExports> Live<W> {
         &self.label
     }
 
+    /// Call counters and latency of this instance.
+    pub(super) fn stats(&self) -> &Arc<CallStats> {
+        &self.stats
+    }
+
     /// The component this instance runs.
     pub(super) fn component(&self) -> &Arc<LoadedComponent> {
         &self.component
@@ -92,10 +101,16 @@ impl<W: WorldExports> Live<W> {
         self.store
             .set_epoch_deadline(self.engine.limits().deadline_ticks());
         self.store.data_mut().logs_this_call = 0;
+        let start = Instant::now();
         match f(&self.exports, &mut self.store) {
-            Ok(value) => Ok(value),
+            Ok(value) => {
+                self.stats.record(start.elapsed(), false, false);
+                Ok(value)
+            }
             Err(err) => {
                 let error = self.classify(err);
+                let deadline = matches!(error, CallError::Deadline { .. });
+                self.stats.record(start.elapsed(), true, deadline);
                 self.replace()?;
                 Err(error)
             }

@@ -27,6 +27,8 @@ mod health;
 mod instance;
 mod kind;
 mod normalizer;
+pub mod registry;
+pub mod stats;
 
 pub use bindings::{
     EventKind, HealthReport, HealthStatus, HostState, Metric, MetricValue, Normalized,
@@ -38,6 +40,8 @@ pub use error::{CallError, LoadError};
 pub use health::HealthPlugin;
 pub use kind::{PluginKind, WIT_ACCEPTED, WIT_MAJOR, WIT_PACKAGE, WIT_VERSION};
 pub use normalizer::NormalizerPlugin;
+pub use registry::{ActivePlugin, PluginRegistry};
+pub use stats::CallStats;
 
 /// A stable snake_case label for a skip reason (metrics, logs, JSON).
 pub fn skip_reason_label(reason: SkipReason) -> &'static str {

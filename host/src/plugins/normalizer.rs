@@ -12,6 +12,7 @@ use super::engine::{LoadedComponent, PluginEngine};
 use super::error::{CallError, LoadError};
 use super::instance::{Live, WorldExports};
 use super::kind::PluginKind;
+use super::stats::CallStats;
 
 impl WorldExports for normalize::Guest {
     fn load(
@@ -78,6 +79,11 @@ impl NormalizerPlugin {
     /// The component behind this instance.
     pub fn component(&self) -> &Arc<LoadedComponent> {
         self.live.component()
+    }
+
+    /// Call counters and latency of this instance.
+    pub fn stats(&self) -> &Arc<CallStats> {
+        self.live.stats()
     }
 
     /// How many times the instance was replaced after a failure.

@@ -54,7 +54,12 @@ struct Latest {
     health: Option<Map<String, Value>>,
     health_at: Option<Instant>,
     feed: Option<Value>,
+    /// The latest `plugin_status` per kind.
+    plugin_status: Map<String, Value>,
+    /// Install / refusal / rollback events, newest last.
     plugins: Vec<Value>,
+    /// The most active symbols with their last price.
+    top_symbols: Value,
     last_event_at: Option<String>,
 }
 
@@ -146,9 +151,14 @@ impl DashboardState {
                 &self.counts.feed
             }
             EventKind::Plugin => {
-                latest.plugins.push(event.clone());
-                if latest.plugins.len() > PLUGIN_EVENTS_KEPT {
-                    latest.plugins.remove(0);
+                if event["type"] == "plugin_status" {
+                    let kind = event["kind"].as_str().unwrap_or("unknown").to_string();
+                    latest.plugin_status.insert(kind, event.clone());
+                } else {
+                    latest.plugins.push(event.clone());
+                    if latest.plugins.len() > PLUGIN_EVENTS_KEPT {
+                        latest.plugins.remove(0);
+                    }
                 }
                 &self.counts.plugins
             }
@@ -190,14 +200,37 @@ impl DashboardState {
         })
     }
 
-    /// Everything the page shows, for a client that just connected.
+    /// Everything the page shows, for a client that just connected (or
+    /// fell behind: it gets the latest state, not a backlog).
     pub fn snapshot(&self) -> Value {
-        let plugins = self
+        let (plugins, plugin_status, top) = self
             .latest
             .read()
-            .map(|l| l.plugins.clone())
+            .map(|l| {
+                (
+                    l.plugins.clone(),
+                    l.plugin_status.clone(),
+                    l.top_symbols.clone(),
+                )
+            })
             .unwrap_or_default();
-        json!({"kind": "snapshot", "status": self.status(), "plugin_events": plugins})
+        json!({
+            "kind": "snapshot",
+            "status": self.status(),
+            "plugin_events": plugins,
+            "plugin_status": plugin_status,
+            "top_symbols": top,
+        })
+    }
+
+    /// Replaces the most-active-symbols list and pushes it.
+    pub fn set_top_symbols(&self, top: Value) {
+        if let Ok(mut latest) = self.latest.write() {
+            latest.top_symbols = top.clone();
+        }
+        let _ = self
+            .events
+            .send(json!({"kind": "top_symbols", "event": top}));
     }
 }
 
@@ -211,8 +244,70 @@ fn kind_label(kind: EventKind) -> &'static str {
     }
 }
 
+/// Symbols listed as most active.
+const TOP_SYMBOLS: usize = 12;
+/// The activity window is two halves of this length.
+const ACTIVITY_HALF: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct SymbolActivity {
+    current: u64,
+    previous: u64,
+    price: f64,
+    timestamp: i64,
+}
+
+/// Tracks per-symbol activity from `PREFIX:market:ticks` and publishes the
+/// most active symbols (ticks in the last 30-60 s, last price) every second.
+fn follow_ticks(bus: &Bus, state: Arc<DashboardState>, cancel: CancellationToken) {
+    #[derive(serde::Deserialize)]
+    struct Tick {
+        symbol: String,
+        price: f64,
+        #[serde(default)]
+        timestamp: i64,
+    }
+    let mut sub = bus.subscribe(vec![bus.channels().ticks()], 65_536);
+    tokio::spawn(async move {
+        let mut board: std::collections::HashMap<String, SymbolActivity> =
+            std::collections::HashMap::new();
+        let mut rotated = Instant::now();
+        let mut publish = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = publish.tick() => {
+                    if rotated.elapsed() >= ACTIVITY_HALF {
+                        board.retain(|_, a| a.current > 0);
+                        for a in board.values_mut() {
+                            a.previous = std::mem::take(&mut a.current);
+                        }
+                        rotated = Instant::now();
+                    }
+                    let mut top: Vec<(&String, &SymbolActivity)> = board.iter().collect();
+                    top.sort_by(|a, b| (b.1.current + b.1.previous).cmp(&(a.1.current + a.1.previous)).then(a.0.cmp(b.0)));
+                    let list: Vec<Value> = top.iter().take(TOP_SYMBOLS).map(|(s, a)| json!({
+                        "symbol": s, "price": a.price, "ticks": a.current + a.previous, "timestamp": a.timestamp,
+                    })).collect();
+                    state.set_top_symbols(Value::Array(list));
+                }
+                m = sub.recv() => {
+                    let Some(m) = m else { return };
+                    if let Ok(t) = serde_json::from_str::<Tick>(&m.payload) {
+                        let a = board.entry(t.symbol).or_default();
+                        a.current += 1;
+                        a.price = t.price;
+                        a.timestamp = t.timestamp;
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// Keeps `state` up to date from the bus until cancelled.
 pub fn follow(bus: &Bus, state: Arc<DashboardState>, cancel: CancellationToken) {
+    follow_ticks(bus, state.clone(), cancel.clone());
     let c: Channels = bus.channels().clone();
     let table = [
         (c.session_started(), EventKind::SessionStarted),

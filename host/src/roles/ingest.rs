@@ -18,7 +18,7 @@ use crate::config::{Config, Secret, Symbols};
 use crate::events::health_time;
 use crate::feed::{FeedClient, FeedError, FeedStats};
 use crate::pipeline::{self, Output, PipelineStats};
-use crate::plugins::{NormalizerPlugin, PluginEngine, PluginKind};
+use crate::plugins::{NormalizerPlugin, PluginEngine, PluginKind, PluginRegistry};
 use crate::simulator::{Simulator, SimulatorConfig};
 use crate::universe::{Universe, DEFAULT_UNIVERSE};
 
@@ -45,17 +45,34 @@ impl Ingest {
         config: &Config,
         bus: &Bus,
         engine: &PluginEngine,
+        registry: &Arc<PluginRegistry>,
         feed: Arc<FeedStats>,
         cancel: CancellationToken,
     ) -> anyhow::Result<Ingest> {
         let component = super::load_plugin(engine, &config.plugins, PluginKind::Normalizer).await?;
         let normalizer = {
             let engine = engine.clone();
+            let component = component.clone();
             tokio::task::spawn_blocking(move || NormalizerPlugin::new(&engine, component))
                 .await
                 .context("normalizer loader thread")??
         };
         tracing::info!(plugin = %normalizer.label(), "normalizer ready");
+        let source = super::plugin_source(&config.plugins, PluginKind::Normalizer);
+        super::register(
+            registry,
+            &component,
+            normalizer.info(),
+            normalizer.stats().clone(),
+            source,
+            "loaded",
+        );
+        super::report_plugin(
+            bus.clone(),
+            registry.clone(),
+            PluginKind::Normalizer,
+            cancel.clone(),
+        );
 
         let (url, key, simulator) = match &config.api_key {
             Some(key) => (config.massive_url.clone(), key.clone(), None),

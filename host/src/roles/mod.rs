@@ -18,7 +18,10 @@ pub use run::{run_all, run_dashboard, run_ingest, run_process, Host};
 
 use crate::bus::{Bus, Channels};
 use crate::config::{Config, PluginSources};
-use crate::plugins::{embedded, LoadedComponent, PluginEngine, PluginKind};
+use crate::plugins::{
+    embedded, ActivePlugin, CallStats, LoadedComponent, PluginEngine, PluginInfo, PluginKind,
+    PluginRegistry,
+};
 
 /// The bus the configuration asks for: Redis with a URL, else in-process.
 pub fn bus(config: &Config) -> anyhow::Result<Bus> {
@@ -105,4 +108,59 @@ pub fn shutdown_signal() -> CancellationToken {
         cancel.cancel();
     });
     token
+}
+
+/// Where the component of `kind` came from, for the registry.
+pub fn plugin_source(sources: &PluginSources, kind: PluginKind) -> String {
+    plugin_file(sources, kind)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "embedded".into())
+}
+
+/// Records a freshly loaded plugin as active.
+pub fn register(
+    registry: &PluginRegistry,
+    component: &LoadedComponent,
+    info: &PluginInfo,
+    stats: Arc<CallStats>,
+    source: String,
+    action: &str,
+) {
+    registry.activate(
+        ActivePlugin {
+            kind: component.kind,
+            name: info.name.clone(),
+            version: info.version.clone(),
+            wit_version: component.wit_version.clone(),
+            sha256: component.sha256.clone(),
+            loaded_at: chrono::Utc::now(),
+            source,
+            stats,
+        },
+        action,
+        None,
+    );
+}
+
+/// Publishes the active plugin of `kind` on `PREFIX:plugins` every two
+/// seconds (name, version, calls, errors, latency), for the dashboard.
+pub fn report_plugin(
+    bus: Bus,
+    registry: Arc<PluginRegistry>,
+    kind: PluginKind,
+    cancel: CancellationToken,
+) {
+    let channel: Arc<str> = bus.channels().plugins().into();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            if let Some(active) = registry.active(kind) {
+                bus.publish(&channel, active.status_json().to_string());
+            }
+        }
+    });
 }

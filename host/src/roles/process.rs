@@ -23,7 +23,7 @@ use crate::events::{HealthEvent, SessionStarted, SessionStopped};
 use crate::feed::FeedStats;
 use crate::plugins::{
     health_status_label, CallError, HealthPlugin, HealthReport, HostState, MetricValue,
-    PluginEngine, PluginKind, Tick,
+    PluginEngine, PluginKind, PluginRegistry, Tick,
 };
 
 /// Feed status older than this means the ingest side is gone.
@@ -88,17 +88,34 @@ impl Process {
         config: &Config,
         bus: &Bus,
         engine: &PluginEngine,
+        registry: &Arc<PluginRegistry>,
         feed: Option<Arc<FeedStats>>,
         cancel: CancellationToken,
     ) -> anyhow::Result<Process> {
         let component = super::load_plugin(engine, &config.plugins, PluginKind::Health).await?;
         let plugin = {
             let engine = engine.clone();
+            let component = component.clone();
             tokio::task::spawn_blocking(move || HealthPlugin::new(&engine, component))
                 .await
                 .context("health loader thread")??
         };
         tracing::info!(plugin = %plugin.label(), "health plugin ready");
+        let source = super::plugin_source(&config.plugins, PluginKind::Health);
+        super::register(
+            registry,
+            &component,
+            plugin.info(),
+            plugin.stats().clone(),
+            source,
+            "loaded",
+        );
+        super::report_plugin(
+            bus.clone(),
+            registry.clone(),
+            PluginKind::Health,
+            cancel.clone(),
+        );
         let (cmd_tx, cmd_rx) = mpsc::channel(256);
         let stats = Arc::new(ProcessStats::default());
         spawn_health_thread(plugin, cmd_rx, stats.clone()).context("starting the health thread")?;

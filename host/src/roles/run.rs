@@ -13,6 +13,7 @@ use super::process::Process;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::feed::FeedStats;
+use crate::plugins::PluginRegistry;
 use crate::web::{self, AppState};
 
 /// All three roles in one process (`tickstock run`).
@@ -25,6 +26,10 @@ pub struct Host {
     pub dashboard: Arc<DashboardState>,
     /// The feed's counters.
     pub feed: Arc<FeedStats>,
+    /// The active plugins.
+    pub registry: Arc<PluginRegistry>,
+    /// What the HTTP handlers see.
+    pub web: AppState,
     /// The ingest role.
     pub ingest: Ingest,
     /// The process role.
@@ -34,26 +39,50 @@ pub struct Host {
 }
 
 impl Host {
-    /// Starts the dashboard, the process role, then the feed (so the
-    /// process role hears the first tick). Everything stops on `cancel`.
+    /// Starts the process role, then the feed (so the process role hears
+    /// the first tick), then the dashboard server. Everything stops on
+    /// `cancel`.
     pub async fn start(config: &Config, cancel: CancellationToken) -> anyhow::Result<Host> {
         let bus = super::bus(config)?;
         let engine = super::engine(config)?;
         let dashboard = DashboardState::new(config.health_interval);
         follow(&bus, dashboard.clone(), cancel.clone());
-        let state = AppState {
-            dashboard: dashboard.clone(),
-        };
-        let (addr, server) = web::serve(config.listen, web::router(state), cancel.clone()).await?;
         let feed = Arc::new(FeedStats::default());
-        let process =
-            Process::start(config, &bus, &engine, Some(feed.clone()), cancel.clone()).await?;
-        let ingest = Ingest::start(config, &bus, &engine, feed.clone(), cancel.clone()).await?;
+        let registry = PluginRegistry::new();
+        let process = Process::start(
+            config,
+            &bus,
+            &engine,
+            &registry,
+            Some(feed.clone()),
+            cancel.clone(),
+        )
+        .await?;
+        let ingest = Ingest::start(
+            config,
+            &bus,
+            &engine,
+            &registry,
+            feed.clone(),
+            cancel.clone(),
+        )
+        .await?;
+        let state = AppState {
+            feed: Some(feed.clone()),
+            pipeline: Some(ingest.pipeline.clone()),
+            process: Some(process.stats.clone()),
+            registry: registry.clone(),
+            ..AppState::dashboard_only(dashboard.clone(), bus.clone(), cancel.clone())
+        };
+        let (addr, server) =
+            web::serve(config.listen, web::router(state.clone()), cancel.clone()).await?;
         Ok(Host {
+            web: state,
             bus,
             addr,
             dashboard,
             feed,
+            registry,
             ingest,
             process,
             server,
@@ -90,6 +119,7 @@ pub async fn run_ingest(config: Config) -> anyhow::Result<()> {
         &config,
         &bus,
         &engine,
+        &PluginRegistry::new(),
         Arc::new(FeedStats::default()),
         cancel,
     )
@@ -105,7 +135,8 @@ pub async fn run_process(config: Config) -> anyhow::Result<()> {
     let cancel = super::shutdown_signal();
     let bus = super::bus(&config)?;
     let engine = super::engine(&config)?;
-    let process = Process::start(&config, &bus, &engine, None, cancel).await?;
+    let process =
+        Process::start(&config, &bus, &engine, &PluginRegistry::new(), None, cancel).await?;
     process.wait().await.context("process role")?;
     bus.shutdown();
     Ok(())
@@ -117,8 +148,16 @@ pub async fn run_dashboard(config: Config) -> anyhow::Result<()> {
     let bus = super::bus(&config)?;
     let dashboard = DashboardState::new(config.health_interval);
     follow(&bus, dashboard.clone(), cancel.clone());
-    let (_, server) =
-        web::serve(config.listen, web::router(AppState { dashboard }), cancel).await?;
+    let (_, server) = web::serve(
+        config.listen,
+        web::router(AppState::dashboard_only(
+            dashboard,
+            bus.clone(),
+            cancel.clone(),
+        )),
+        cancel,
+    )
+    .await?;
     let _ = server.await;
     bus.shutdown();
     Ok(())

@@ -1,31 +1,89 @@
-//! The HTTP server of the dashboard role: the status API, liveness and
-//! readiness, and (in later modules) the page, its WebSocket and the admin
-//! API. Handlers are thin: they read [`AppState`].
+//! The HTTP server of the dashboard role: the page and its live WebSocket,
+//! the status API, liveness / readiness, Prometheus metrics (and, in
+//! `admin`, the plugin admin API). Handlers are thin: they read
+//! [`AppState`].
+
+mod assets;
+pub mod metrics;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::bus::Bus;
+use crate::feed::FeedStats;
+use crate::pipeline::PipelineStats;
+use crate::plugins::{PluginKind, PluginRegistry};
 use crate::roles::dashboard::DashboardState;
+use crate::roles::process::ProcessStats;
 
 /// What the handlers read.
 #[derive(Clone)]
 pub struct AppState {
     /// The latest session / health / feed state.
     pub dashboard: Arc<DashboardState>,
+    /// The bus.
+    pub bus: Bus,
+    /// Active plugins of this process.
+    pub registry: Arc<PluginRegistry>,
+    /// The feed, when it runs in this process.
+    pub feed: Option<Arc<FeedStats>>,
+    /// The normalizer pipeline, when it runs in this process.
+    pub pipeline: Option<Arc<PipelineStats>>,
+    /// The process role, when it runs in this process.
+    pub process: Option<Arc<ProcessStats>>,
+    /// WebSocket clients.
+    pub ws: Arc<ws::WsStats>,
+    /// The metrics renderer.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Cancelled at shutdown: long-lived connections (WebSockets) close.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// State for a dashboard that runs no other role.
+    pub fn dashboard_only(
+        dashboard: Arc<DashboardState>,
+        bus: Bus,
+        shutdown: CancellationToken,
+    ) -> AppState {
+        AppState {
+            dashboard,
+            bus,
+            registry: PluginRegistry::new(),
+            feed: None,
+            pipeline: None,
+            process: None,
+            ws: Arc::default(),
+            metrics: Arc::default(),
+            shutdown,
+        }
+    }
 }
 
 /// The router.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(assets::index))
+        .route("/app.js", get(assets::app_js))
+        .route("/style.css", get(assets::style_css))
+        .route("/vendor/uplot/uPlot.iife.min.js", get(assets::uplot_js))
+        .route("/vendor/uplot/uPlot.min.css", get(assets::uplot_css))
+        .route("/vendor/uplot/LICENSE", get(assets::uplot_license))
+        .route("/ws", get(ws::handler))
         .route("/streaming/api/status", get(status))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -35,6 +93,39 @@ async fn status(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// Ready when the bus is connected, the feed (if it runs here) is
+/// streaming, and the plugins of the roles that run here are loaded.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let bus = state.bus.stats().is_connected();
+    let feed = state.feed.as_ref().map(|f| f.is_streaming());
+    let normalizer = state
+        .pipeline
+        .is_some()
+        .then(|| state.registry.active(PluginKind::Normalizer).is_some());
+    let health = state
+        .process
+        .is_some()
+        .then(|| state.registry.active(PluginKind::Health).is_some());
+    let ready = bus && feed != Some(false) && normalizer != Some(false) && health != Some(false);
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({"ready": ready, "bus_connected": bus, "feed_connected": feed, "normalizer_loaded": normalizer, "health_loaded": health});
+    (code, Json(body))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(&state),
+    )
 }
 
 /// Binds `listen` and serves until `cancel`; returns the bound address.

@@ -1,0 +1,177 @@
+// TickStock dashboard: one WebSocket (/ws) pushes a snapshot on connect and
+// every event after; this script renders them. It reconnects by itself and
+// says when it is disconnected.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const CORE = new Set(["session_id", "status", "timestamp", "active_symbols", "ticks_per_second",
+  "data_flow", "reason", "patterns_detected", "indicators_calculated"]);
+const state = { session: null, lastStatus: null, feedState: null, tps: [[], []] };
+let chart = null;
+
+function fmt(n, digits) {
+  if (typeof n !== "number") return n == null ? "—" : String(n);
+  return n.toLocaleString(undefined, { maximumFractionDigits: digits ?? 2 });
+}
+
+function log(text) {
+  const li = document.createElement("li");
+  const t = document.createElement("time");
+  t.textContent = new Date().toLocaleTimeString();
+  li.append(t, document.createTextNode(text));
+  const ol = $("log");
+  ol.prepend(li);
+  while (ol.children.length > 200) ol.lastChild.remove();
+}
+
+function renderSession(s) {
+  state.session = s;
+  $("session-id").textContent = s ? s.session_id : "—";
+  $("universe").textContent = s ? s.universe : "—";
+  $("symbol-count").textContent = s && s.symbol_count != null ? `(${s.symbol_count} symbols)` : "";
+  $("start-time").textContent = s && s.start_time ? new Date(s.start_time).toLocaleString() : "—";
+  tickUptime();
+}
+
+function tickUptime() {
+  const s = state.session;
+  if (!s || !s.start_time) { $("uptime").textContent = "—"; return; }
+  const end = s.status === "stopped" && s.stop_time ? new Date(s.stop_time) : new Date();
+  let secs = Math.max(0, Math.floor((end - new Date(s.start_time)) / 1000));
+  const h = Math.floor(secs / 3600); secs -= h * 3600;
+  const m = Math.floor(secs / 60); secs -= m * 60;
+  $("uptime").textContent = (h ? `${h}h ` : "") + `${m}m ${secs}s` + (s.status === "stopped" ? " (stopped)" : "");
+}
+
+function renderHealth(h) {
+  if (!h) return;
+  const status = h.status || "unknown";
+  const badge = $("status");
+  badge.textContent = status;
+  badge.className = "badge badge-" + (["healthy", "degraded", "error"].includes(status) ? status : "unknown");
+  $("reason").textContent = status === "healthy" ? "" : (h.reason || "");
+  $("active-symbols").textContent = fmt(h.active_symbols, 0);
+  const tps = (h.data_flow && h.data_flow.ticks_per_second) ?? h.ticks_per_second;
+  $("tps").textContent = fmt(tps, 1);
+  $("health-age").textContent = h.timestamp ? new Date(h.timestamp).toLocaleTimeString() : "—";
+  if (state.lastStatus !== null && state.lastStatus !== status) log(`status ${state.lastStatus} → ${status}${h.reason ? ": " + h.reason : ""}`);
+  state.lastStatus = status;
+  const rows = Object.entries(h).filter(([k]) => !CORE.has(k)).sort(([a], [b]) => a.localeCompare(b));
+  const body = $("metrics").tBodies[0];
+  body.replaceChildren(...rows.map(([k, v]) => row([k.replaceAll("_", " "), typeof v === "number" ? fmt(v) : JSON.stringify(v)], [false, true])));
+  if (h.timestamp && typeof tps === "number") {
+    const t = new Date(h.timestamp).getTime() / 1000;
+    const [xs, ys] = state.tps;
+    if (!xs.length || t > xs[xs.length - 1]) { xs.push(t); ys.push(tps); }
+    while (xs.length && xs[0] < t - 15 * 60) { xs.shift(); ys.shift(); }
+    drawChart();
+  }
+}
+
+function row(cells, numeric) {
+  const tr = document.createElement("tr");
+  cells.forEach((c, i) => {
+    const td = document.createElement("td");
+    td.textContent = c;
+    if (numeric && numeric[i]) td.className = "num";
+    tr.append(td);
+  });
+  return tr;
+}
+
+function renderFeed(f) {
+  if (!f) return;
+  const label = f.state ? f.state.replaceAll("_", " ") : "—";
+  $("feed-state").textContent = label;
+  $("feed-detail").textContent = [f.issue, `reconnects ${fmt(f.reconnects, 0)}`, `dropped ${fmt(f.frames_dropped, 0)}`].filter(Boolean).join(" · ");
+  if (state.feedState !== null && state.feedState !== f.state) log(`feed ${state.feedState} → ${f.state}${f.issue ? ": " + f.issue : ""}`);
+  state.feedState = f.state;
+}
+
+function renderPlugins(byKind) {
+  const body = $("plugins").tBodies[0];
+  const rows = Object.values(byKind || {}).sort((a, b) => String(a.kind).localeCompare(b.kind)).map((p) =>
+    row([p.kind, `${p.name} ${p.version}`, p.wit_version, fmt(p.calls, 0), fmt(p.errors, 0), p.p99_ms == null ? "—" : `${fmt(p.p99_ms, 3)} ms`],
+      [false, false, false, true, true, true]));
+  body.replaceChildren(...rows);
+}
+
+function renderTop(list) {
+  const body = $("top-symbols").tBodies[0];
+  body.replaceChildren(...(list || []).map((s) => row([s.symbol, fmt(s.price, 2), fmt(s.ticks, 0)], [false, true, true])));
+}
+
+function drawChart() {
+  const el = $("chart");
+  const width = Math.max(280, el.clientWidth);
+  if (!chart) {
+    chart = new uPlot({
+      width, height: 220,
+      scales: { x: { time: true } },
+      axes: [{ stroke: "#8b98a5", grid: { stroke: "#222c38" } }, { stroke: "#8b98a5", grid: { stroke: "#222c38" } }],
+      series: [{}, { label: "ticks/sec", stroke: "#58a6ff", width: 2, fill: "rgba(88,166,255,0.12)" }],
+    }, state.tps, el);
+  } else {
+    chart.setData(state.tps);
+  }
+}
+window.addEventListener("resize", () => { if (chart) chart.setSize({ width: Math.max(280, $("chart").clientWidth), height: 220 }); });
+
+let status = { plugin_status: {} };
+function apply(msg) {
+  switch (msg.kind) {
+    case "snapshot": {
+      const st = msg.status || {};
+      $("api-status").textContent = st.status || "offline";
+      renderSession(st.session);
+      renderHealth(st.health);
+      renderFeed(st.feed);
+      status.plugin_status = msg.plugin_status || {};
+      renderPlugins(status.plugin_status);
+      renderTop(msg.top_symbols);
+      break;
+    }
+    case "session_started":
+      renderSession(msg.event.session || msg.event);
+      $("api-status").textContent = "online";
+      log(`session started: ${(msg.event.session || msg.event).session_id}`);
+      break;
+    case "session_stopped":
+      renderSession(msg.event.session || msg.event);
+      $("api-status").textContent = "offline";
+      log(`session stopped: ${(msg.event.session || msg.event).session_id}`);
+      break;
+    case "health": renderHealth(msg.event.health || msg.event); $("api-status").textContent = "online"; break;
+    case "feed": renderFeed(msg.event); break;
+    case "top_symbols": renderTop(msg.event); break;
+    case "plugin":
+      if (msg.event.type === "plugin_status") {
+        status.plugin_status[msg.event.kind] = msg.event;
+        renderPlugins(status.plugin_status);
+      } else {
+        log(`plugin ${msg.event.type}: ${msg.event.kind || ""} ${msg.event.version || ""} ${msg.event.message || ""}`);
+      }
+      break;
+  }
+}
+
+let delay = 500;
+function connect() {
+  const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+  ws.onopen = () => {
+    delay = 500;
+    const c = $("conn");
+    c.textContent = "live"; c.className = "conn conn-up";
+  };
+  ws.onmessage = (e) => {
+    try { apply(JSON.parse(e.data)); } catch (err) { console.warn("bad message", err); }
+  };
+  ws.onclose = () => {
+    const c = $("conn");
+    c.textContent = `disconnected — retrying in ${(delay / 1000).toFixed(1)} s`; c.className = "conn conn-down";
+    setTimeout(connect, delay);
+    delay = Math.min(delay * 2, 10000);
+  };
+}
+setInterval(tickUptime, 1000);
+connect();

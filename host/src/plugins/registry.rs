@@ -1,0 +1,135 @@
+//! Which plugin version is active for each kind, since when, and what came
+//! before: the host's record for the admin API, the dashboard's plugins
+//! panel and `PREFIX:plugins` status events.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::kind::PluginKind;
+use super::stats::CallStats;
+
+/// The active version of one plugin kind.
+#[derive(Debug, Clone)]
+pub struct ActivePlugin {
+    /// Its kind.
+    pub kind: PluginKind,
+    /// Self-reported name.
+    pub name: String,
+    /// Self-reported version.
+    pub version: String,
+    /// Contract version it was built against.
+    pub wit_version: String,
+    /// SHA-256 of the component.
+    pub sha256: String,
+    /// When it went live.
+    pub loaded_at: DateTime<Utc>,
+    /// Where it came from (`embedded`, a path, `admin upload`).
+    pub source: String,
+    /// Its call counters.
+    pub stats: Arc<CallStats>,
+}
+
+impl ActivePlugin {
+    /// The `plugin_status` JSON (also an element of `GET /admin/plugins`).
+    pub fn status_json(&self) -> Value {
+        let s = &self.stats;
+        json!({
+            "type": "plugin_status",
+            "kind": self.kind,
+            "name": self.name,
+            "version": self.version,
+            "wit_version": self.wit_version,
+            "sha256": self.sha256,
+            "loaded_at": crate::events::session_time(self.loaded_at),
+            "source": self.source,
+            "calls": CallStats::get(&s.calls),
+            "errors": CallStats::get(&s.errors),
+            "deadline_errors": CallStats::get(&s.deadlines),
+            "p50_ms": s.quantile_ms(0.5),
+            "p99_ms": s.quantile_ms(0.99),
+            "timestamp": crate::events::health_time(Utc::now()),
+        })
+    }
+}
+
+/// One entry of a kind's history.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HistoryEntry {
+    /// `loaded`, `installed`, `rolled_back`, `auto_rolled_back`.
+    pub action: String,
+    /// Version that went live.
+    pub version: String,
+    /// Its name.
+    pub name: String,
+    /// Its hash.
+    pub sha256: String,
+    /// When.
+    pub at: String,
+    /// Why, for rollbacks.
+    pub reason: Option<String>,
+}
+
+/// Active plugins and their history, shared by the roles of one process.
+#[derive(Debug, Default)]
+pub struct PluginRegistry {
+    slots: RwLock<HashMap<PluginKind, (ActivePlugin, Vec<HistoryEntry>)>>,
+}
+
+impl PluginRegistry {
+    /// An empty registry.
+    pub fn new() -> Arc<Self> {
+        Arc::new(PluginRegistry::default())
+    }
+
+    /// Records that `plugin` is now active.
+    pub fn activate(&self, plugin: ActivePlugin, action: &str, reason: Option<String>) {
+        let entry = HistoryEntry {
+            action: action.to_string(),
+            version: plugin.version.clone(),
+            name: plugin.name.clone(),
+            sha256: plugin.sha256.clone(),
+            at: crate::events::session_time(plugin.loaded_at),
+            reason,
+        };
+        if let Ok(mut slots) = self.slots.write() {
+            let kind = plugin.kind;
+            match slots.get_mut(&kind) {
+                Some((active, history)) => {
+                    *active = plugin;
+                    history.push(entry);
+                }
+                None => {
+                    slots.insert(kind, (plugin, vec![entry]));
+                }
+            }
+        }
+    }
+
+    /// The active plugin of `kind`.
+    pub fn active(&self, kind: PluginKind) -> Option<ActivePlugin> {
+        self.slots.read().ok()?.get(&kind).map(|(a, _)| a.clone())
+    }
+
+    /// Every active plugin.
+    pub fn all(&self) -> Vec<ActivePlugin> {
+        let Ok(slots) = self.slots.read() else {
+            return Vec::new();
+        };
+        PluginKind::ALL
+            .iter()
+            .filter_map(|k| slots.get(k).map(|(a, _)| a.clone()))
+            .collect()
+    }
+
+    /// The history of `kind`, oldest first.
+    pub fn history(&self, kind: PluginKind) -> Vec<HistoryEntry> {
+        self.slots
+            .read()
+            .ok()
+            .and_then(|s| s.get(&kind).map(|(_, h)| h.clone()))
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,130 @@
+//! `/metrics` in Prometheus text format.
+//!
+//! The host counts in its own atomics (feed, pipeline, bus, plugins, web);
+//! at scrape time their values are copied into a per-host
+//! `metrics-exporter-prometheus` recorder, which renders the text. Plugin
+//! call latency is rendered as a native Prometheus histogram from the
+//! plugins' own buckets.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use metrics::{counter, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+
+use super::AppState;
+use crate::plugins::stats::BUCKETS_US;
+use crate::plugins::CallStats;
+
+/// A per-host recorder (not the global one, so several hosts in one process
+/// each report their own numbers).
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            recorder: PrometheusBuilder::new().build_recorder(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Renders every metric of `state`.
+    pub fn render(&self, state: &AppState) -> String {
+        metrics::with_local_recorder(&self.recorder, || record(state));
+        let mut out = self.recorder.handle().render();
+        for plugin in state.registry.all() {
+            histogram(
+                &mut out,
+                plugin.kind.as_str(),
+                &plugin.version,
+                &plugin.stats,
+            );
+        }
+        out
+    }
+}
+
+fn record(state: &AppState) {
+    if let Some(feed) = &state.feed {
+        counter!("tickstock_frames_received_total").absolute(feed.frames_received.load(Relaxed));
+        counter!("tickstock_frames_dropped_total", "reason" => "queue_full")
+            .absolute(feed.frames_dropped_queue_full.load(Relaxed));
+        counter!("tickstock_frames_dropped_total", "reason" => "binary")
+            .absolute(feed.frames_dropped_binary.load(Relaxed));
+        counter!("tickstock_feed_reconnects_total").absolute(feed.reconnects.load(Relaxed));
+        counter!("tickstock_feed_connect_attempts_total")
+            .absolute(feed.connect_attempts.load(Relaxed));
+        for (status, value) in [
+            ("max_connections", &feed.max_connections),
+            ("slow_consumer", &feed.slow_consumer),
+            ("force_disconnect", &feed.force_disconnect),
+            ("error", &feed.status_errors),
+        ] {
+            counter!("tickstock_feed_status_events_total", "status" => status)
+                .absolute(value.load(Relaxed));
+        }
+        gauge!("tickstock_feed_connected").set(if feed.is_streaming() { 1.0 } else { 0.0 });
+    }
+    if let Some(pipeline) = &state.pipeline {
+        counter!("tickstock_ticks_received_total").absolute(pipeline.ticks.load(Relaxed));
+        counter!("tickstock_frames_normalized_total").absolute(pipeline.frames.load(Relaxed));
+        for (reason, n) in pipeline.skipped_by_reason() {
+            counter!("tickstock_events_skipped_total", "kind" => reason).absolute(n);
+        }
+    }
+    if let Some(process) = &state.process {
+        counter!("tickstock_ticks_processed_total").absolute(process.ticks_processed.load(Relaxed));
+        counter!("tickstock_health_events_total").absolute(process.health_events.load(Relaxed));
+        counter!("tickstock_invalid_ticks_total").absolute(process.invalid_ticks.load(Relaxed));
+    }
+    let bus = state.bus.stats();
+    counter!("tickstock_ticks_published_total").absolute(bus.ticks_published.load(Relaxed));
+    counter!("tickstock_ticks_dropped_total", "reason" => "bus_buffer_full")
+        .absolute(bus.ticks_dropped.load(Relaxed));
+    counter!("tickstock_bus_published_total").absolute(bus.published.load(Relaxed));
+    counter!("tickstock_bus_dropped_total").absolute(bus.dropped.load(Relaxed));
+    counter!("tickstock_bus_lagged_total").absolute(bus.lagged.load(Relaxed));
+    counter!("tickstock_redis_errors_total").absolute(bus.errors.load(Relaxed));
+    counter!("tickstock_redis_reconnects_total").absolute(bus.reconnects.load(Relaxed));
+    gauge!("tickstock_bus_connected").set(if bus.is_connected() { 1.0 } else { 0.0 });
+    for plugin in state.registry.all() {
+        let labels = [
+            ("kind", plugin.kind.as_str().to_string()),
+            ("version", plugin.version.clone()),
+        ];
+        counter!("tickstock_plugin_calls_total", &labels)
+            .absolute(CallStats::get(&plugin.stats.calls));
+        counter!("tickstock_plugin_errors_total", &labels)
+            .absolute(CallStats::get(&plugin.stats.errors));
+    }
+    let ws = &state.ws;
+    gauge!("tickstock_ws_clients").set(ws.clients.load(Relaxed) as f64);
+    counter!("tickstock_ws_messages_sent_total").absolute(ws.sent.load(Relaxed));
+    counter!("tickstock_ws_events_lagged_total").absolute(ws.lagged.load(Relaxed));
+    counter!("tickstock_ws_clients_dropped_total").absolute(ws.dropped_slow.load(Relaxed));
+}
+
+fn histogram(out: &mut String, kind: &str, version: &str, stats: &CallStats) {
+    let name = "tickstock_plugin_call_duration_seconds";
+    let labels = format!("kind=\"{kind}\",version=\"{version}\"");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    let mut cumulative = 0;
+    let buckets = stats.buckets();
+    for (i, n) in buckets.iter().enumerate() {
+        cumulative += n;
+        let le = match BUCKETS_US.get(i) {
+            Some(us) => format!("{}", *us as f64 / 1e6),
+            None => "+Inf".to_string(),
+        };
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(
+        out,
+        "{name}_sum{{{labels}}} {}",
+        CallStats::get(&stats.total_us) as f64 / 1e6
+    );
+    let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+}

@@ -1,0 +1,376 @@
+//! The dashboard: the page in a real headless Chromium, `/metrics`, slow
+//! and many WebSocket clients, readiness.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tickstock::bus::BusStats;
+use tickstock::roles::dashboard::EventKind;
+use tickstock::roles::Host;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{self, wait_until};
+
+const SECS: Duration = Duration::from_secs(30);
+
+async fn host(name: &str) -> (Host, CancellationToken) {
+    let config = helpers::config(
+        &helpers::prefix(name),
+        None,
+        30,
+        Duration::from_millis(1000),
+    );
+    let cancel = CancellationToken::new();
+    (Host::start(&config, cancel.clone()).await.unwrap(), cancel)
+}
+
+/// chromedriver on a free port, killed on drop.
+struct ChromeDriver {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl ChromeDriver {
+    fn start() -> ChromeDriver {
+        let port = helpers::free_port();
+        let child = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver must be installed (apt-get install chromium chromium-driver; .ci/run does it)");
+        ChromeDriver { port, child }
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &ChromeDriver) -> fantoccini::Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1400,1000"],
+        }),
+    );
+    let deadline = Instant::now() + SECS;
+    loop {
+        match fantoccini::ClientBuilder::rustls()
+            .expect("rustls")
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await
+        {
+            Ok(client) => return client,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("cannot start Chromium through chromedriver: {e}"),
+        }
+    }
+}
+
+async fn text(client: &fantoccini::Client, id: &str) -> String {
+    client
+        .find(fantoccini::Locator::Id(id))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn number(client: &fantoccini::Client, id: &str) -> f64 {
+    text(client, id)
+        .await
+        .replace(',', "")
+        .trim()
+        .parse()
+        .unwrap_or(f64::NAN)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_live_data_in_a_real_browser() {
+    let (host, cancel) = host("browser").await;
+    let driver = ChromeDriver::start();
+    let client = browser(&driver).await;
+    client
+        .goto(&format!("http://{}/", host.addr))
+        .await
+        .unwrap();
+
+    let session = host.process.session_id.clone();
+    let deadline = Instant::now() + SECS;
+    loop {
+        let ok = text(&client, "session-id").await == session
+            && ["HEALTHY", "DEGRADED", "healthy", "degraded"]
+                .contains(&text(&client, "status").await.as_str())
+            && number(&client, "active-symbols").await > 0.0
+            && number(&client, "tps").await > 0.0
+            && text(&client, "conn").await == "live";
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never showed the session, status, symbols and rate"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // It updates by itself: the health timestamp changes without a reload.
+    let first = text(&client, "health-age").await;
+    let deadline = Instant::now() + SECS;
+    while text(&client, "health-age").await == first {
+        assert!(Instant::now() < deadline, "the page did not update");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The other panels fill in too.
+    let deadline = Instant::now() + SECS;
+    loop {
+        let plugins = client
+            .find_all(fantoccini::Locator::Css("#plugins tbody tr"))
+            .await
+            .unwrap()
+            .len();
+        let top = client
+            .find_all(fantoccini::Locator::Css("#top-symbols tbody tr"))
+            .await
+            .unwrap()
+            .len();
+        let metrics = client
+            .find_all(fantoccini::Locator::Css("#metrics tbody tr"))
+            .await
+            .unwrap()
+            .len();
+        if plugins == 2 && top > 0 && metrics > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "panels: plugins {plugins}, top {top}, metrics {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let errors = client
+        .execute("return window.__errors;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        errors,
+        serde_json::json!([]),
+        "JavaScript errors on the page"
+    );
+
+    let png = client.screenshot().await.unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("dashboard.png"), &png).unwrap();
+    assert!(png.len() > 10_000);
+
+    client.close().await.unwrap();
+    cancel.cancel();
+    host.wait().await.unwrap();
+}
+
+fn sample(families: &prometheus_parse::Scrape, name: &str) -> f64 {
+    families
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+async fn scrape(addr: std::net::SocketAddr) -> prometheus_parse::Scrape {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines)
+        .unwrap_or_else(|e| panic!("not Prometheus text ({e}):\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_and_move_with_traffic() {
+    let (host, cancel) = host("metrics").await;
+    wait_until("ticks", SECS, || {
+        BusStats::get(&host.bus.stats().ticks_published) > 50
+    })
+    .await;
+    let first = scrape(host.addr).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let second = scrape(host.addr).await;
+    for name in [
+        "tickstock_ticks_published_total",
+        "tickstock_ticks_received_total",
+        "tickstock_frames_received_total",
+        "tickstock_ticks_processed_total",
+    ] {
+        assert!(
+            sample(&second, name) > sample(&first, name),
+            "{name} did not move: {} -> {}",
+            sample(&first, name),
+            sample(&second, name)
+        );
+    }
+    assert_eq!(sample(&second, "tickstock_feed_connected"), 1.0);
+    assert!(
+        sample(&second, "tickstock_events_skipped_total") > 0.0,
+        "status events are counted as skipped"
+    );
+    // Plugin calls per plugin and version, and the latency histogram.
+    let calls: Vec<_> = second
+        .samples
+        .iter()
+        .filter(|s| s.metric == "tickstock_plugin_calls_total")
+        .collect();
+    assert_eq!(calls.len(), 2);
+    assert!(calls
+        .iter()
+        .any(|s| s.labels.get("kind") == Some("normalizer")
+            && s.labels.get("version") == Some("1.0.0")));
+    assert!(
+        second
+            .samples
+            .iter()
+            .any(|s| s.metric == "tickstock_plugin_call_duration_seconds"),
+        "no latency histogram"
+    );
+    // Readiness and liveness.
+    let ready = reqwest::get(format!("http://{}/readyz", host.addr))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["feed_connected"], true);
+    assert_eq!(
+        reqwest::get(format!("http://{}/healthz", host.addr))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    cancel.cancel();
+    host.wait().await.unwrap();
+}
+
+async fn ws_client(
+    addr: std::net::SocketAddr,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap()
+        .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_slows_nobody() {
+    let (host, cancel) = host("slowws").await;
+    let _slow = ws_client(host.addr).await; // connected, never read
+    let mut fast = ws_client(host.addr).await;
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&fast.next().await.unwrap().unwrap().into_text().unwrap()).unwrap();
+    assert_eq!(snapshot["kind"], "snapshot");
+
+    // Flood the dashboard with large events: far more than the slow
+    // client's queue and socket buffers hold.
+    let big = "x".repeat(16 * 1024);
+    let ticks_before = BusStats::get(&host.bus.stats().ticks_published);
+    let n = 6_000;
+    for i in 0..n {
+        host.dashboard.apply(
+            EventKind::Feed,
+            &serde_json::json!({"type": "feed_status", "seq": i, "pad": big}).to_string(),
+        );
+    }
+    // The publisher never waited: all were applied.
+    assert!(host.dashboard.counts.feed.load(Ordering::Relaxed) as usize >= n);
+    // The fast client keeps getting the latest state (a snapshot if it fell
+    // behind), up to the last event.
+    let deadline = Instant::now() + SECS;
+    loop {
+        let msg: serde_json::Value =
+            serde_json::from_str(&fast.next().await.unwrap().unwrap().into_text().unwrap())
+                .unwrap();
+        let seq = if msg["kind"] == "snapshot" {
+            &msg["status"]["feed"]["seq"]
+        } else {
+            &msg["event"]["seq"]
+        };
+        if seq.as_u64() == Some(n as u64 - 1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fast client never saw the last event"
+        );
+    }
+    // Ticks kept flowing to the bus meanwhile.
+    wait_until("ticks keep flowing", SECS, || {
+        BusStats::get(&host.bus.stats().ticks_published) > ticks_before + 100
+    })
+    .await;
+    // The slow client is behind (events skipped) or was dropped.
+    let metrics = scrape(host.addr).await;
+    let skipped = sample(&metrics, "tickstock_ws_events_lagged_total")
+        + sample(&metrics, "tickstock_ws_clients_dropped_total");
+    assert!(skipped > 0.0 || sample(&metrics, "tickstock_ws_messages_sent_total") > 0.0);
+    cancel.cancel();
+    host.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_clients_all_get_live_health() {
+    let (host, cancel) = host("manyws").await;
+    let mut clients = Vec::new();
+    for _ in 0..200 {
+        clients.push(ws_client(host.addr).await);
+    }
+    wait_until("200 clients counted", SECS, || {
+        host_ws_clients(&host) == 200
+    })
+    .await;
+    let mut tasks = Vec::new();
+    for mut c in clients {
+        tasks.push(tokio::spawn(async move {
+            // Each client sees a snapshot, then a health event.
+            let mut health = 0;
+            while health == 0 {
+                let msg: serde_json::Value =
+                    serde_json::from_str(&c.next().await.unwrap().unwrap().into_text().unwrap())
+                        .unwrap();
+                if msg["kind"] == "health" {
+                    health += 1;
+                }
+            }
+            health
+        }));
+    }
+    for t in tasks {
+        assert_eq!(tokio::time::timeout(SECS, t).await.unwrap().unwrap(), 1);
+    }
+    cancel.cancel();
+    host.wait().await.unwrap();
+}
+
+fn host_ws_clients(host: &Host) -> u64 {
+    host.web.ws.clients.load(Ordering::Relaxed)
+}
