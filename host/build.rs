@@ -43,6 +43,22 @@ const GUESTS: &[Guest] = &[
         features: "",
         name: "next_major",
     },
+    // Test-only versions of the real plugins, for the hot-swap tests.
+    Guest {
+        package: "tickstock-normalizer",
+        features: "test-next",
+        name: "normalizer_next",
+    },
+    Guest {
+        package: "tickstock-normalizer",
+        features: "test-trap",
+        name: "normalizer_trap",
+    },
+    Guest {
+        package: "tickstock-health",
+        features: "test-next",
+        name: "health_next",
+    },
 ];
 
 fn main() {

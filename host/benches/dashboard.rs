@@ -28,7 +28,12 @@ struct Setup {
 async fn setup(redis: bool, prefix: &str) -> Setup {
     let channels = Channels::new(prefix);
     let bus = if redis {
-        Bus::redis(&tickstock::config::Secret::new("redis://127.0.0.1:6379/"), channels, 100_000).unwrap()
+        Bus::redis(
+            &tickstock::config::Secret::new("redis://127.0.0.1:6379/"),
+            channels,
+            100_000,
+        )
+        .unwrap()
     } else {
         Bus::memory(channels)
     };
@@ -36,23 +41,37 @@ async fn setup(redis: bool, prefix: &str) -> Setup {
     let dashboard = DashboardState::new(Duration::from_secs(10));
     follow(&bus, dashboard.clone(), cancel.clone());
     let state = AppState::dashboard_only(dashboard, bus.clone(), cancel.clone());
-    let (addr, _) = web::serve("127.0.0.1:0".parse().unwrap(), web::router(state), cancel.clone()).await.unwrap();
+    let (addr, _) = web::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        web::router(state),
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await; // subscriptions settle
     Setup { bus, addr, cancel }
 }
 
 async fn latency(redis: bool, clients: usize) -> Vec<f64> {
-    let s = setup(redis, &format!("bench-lat-{}-{clients}-{}", redis, std::process::id())).await;
+    let s = setup(
+        redis,
+        &format!("bench-lat-{}-{clients}-{}", redis, std::process::id()),
+    )
+    .await;
     let base = Instant::now();
     let samples = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", s.addr)).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", s.addr))
+            .await
+            .unwrap();
         let samples = samples.clone();
         tasks.push(tokio::spawn(async move {
             let mut got = 0;
             while got < EVENTS {
-                let Some(Ok(msg)) = ws.next().await else { break };
+                let Some(Ok(msg)) = ws.next().await else {
+                    break;
+                };
                 let Ok(text) = msg.into_text() else { continue };
                 let v: serde_json::Value = serde_json::from_str(&text).unwrap();
                 if v["kind"] == "health" {
@@ -93,9 +112,13 @@ async fn tick_cost(clients: usize) -> f64 {
     let s = setup(false, &format!("bench-cost-{clients}")).await;
     let mut conns = Vec::new();
     for _ in 0..clients {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", s.addr)).await.unwrap();
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", s.addr))
+            .await
+            .unwrap();
         let (_, mut read) = ws.split();
-        conns.push(tokio::spawn(async move { while let Some(Ok(_)) = read.next().await {} }));
+        conns.push(tokio::spawn(async move {
+            while let Some(Ok(_)) = read.next().await {}
+        }));
     }
     let ticks = s.bus.ticks_channel().clone();
     let payload = r#"{"type":"market_tick","symbol":"AAPL","price":227.51,"volume":100,"timestamp":1759864911658,"source":"massive"}"#;
@@ -116,7 +139,10 @@ async fn tick_cost(clients: usize) -> f64 {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let redis = redis::Client::open("redis://127.0.0.1:6379/")
             .ok()

@@ -1,13 +1,106 @@
-//! `tickstock plugins ...`: the admin API client.
+//! `tickstock plugins list | install KIND FILE | rollback KIND`: a client of
+//! a running host's admin API. The token comes from `TICKSTOCK_ADMIN_TOKEN`.
 
 use std::process::ExitCode;
 
-use crate::cli::PluginsArgs;
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::cli::{PluginsAction, PluginsArgs};
+
+/// Environment variable holding the admin token.
+pub const TOKEN_ENV: &str = "TICKSTOCK_ADMIN_TOKEN";
 
 /// Runs a `plugins` subcommand against a running host.
 pub fn run(args: PluginsArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!(
-        "`tickstock plugins` (admin API at {}) is not built yet",
-        args.admin_url
-    )
+    let token = std::env::var(TOKEN_ENV)
+        .with_context(|| format!("{TOKEN_ENV} must hold the host's admin token"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(call(args, token))
+}
+
+async fn call(args: PluginsArgs, token: String) -> anyhow::Result<ExitCode> {
+    let base = args.admin_url.trim_end_matches('/').to_string();
+    let client = reqwest::Client::new();
+    let request = match &args.action {
+        PluginsAction::List => client.get(format!("{base}/admin/plugins")),
+        PluginsAction::Install { kind, file } => {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            client
+                .post(format!("{base}/admin/plugins/{kind}"))
+                .header("content-type", "application/wasm")
+                .body(bytes)
+        }
+        PluginsAction::Rollback { kind } => {
+            client.post(format!("{base}/admin/plugins/{kind}/rollback"))
+        }
+    };
+    let response = request
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the admin API at {base}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let reason = body["error"].as_str().unwrap_or("no details");
+        eprintln!("error: {status}: {reason}");
+        return Ok(ExitCode::FAILURE);
+    }
+    match &args.action {
+        PluginsAction::List => print_list(&body),
+        _ => {
+            let i = &body["installed"];
+            println!(
+                "{} is now {} {} (was {}), hot path paused {} µs{}",
+                i["kind"].as_str().unwrap_or("?"),
+                i["name"].as_str().unwrap_or("?"),
+                i["version"].as_str().unwrap_or("?"),
+                i["previous_version"].as_str().unwrap_or("none"),
+                i["pause_us"],
+                i["state"]
+                    .as_str()
+                    .map(|s| format!("; state {s}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_list(body: &Value) {
+    println!(
+        "{:<11} {:<16} {:<10} {:<6} {:>10} {:>7} {:>9}  loaded at",
+        "KIND", "NAME", "VERSION", "WIT", "CALLS", "ERRORS", "P99 MS"
+    );
+    for p in body["plugins"].as_array().into_iter().flatten() {
+        let a = &p["active"];
+        println!(
+            "{:<11} {:<16} {:<10} {:<6} {:>10} {:>7} {:>9}  {}",
+            p["kind"].as_str().unwrap_or("?"),
+            a["name"].as_str().unwrap_or("-"),
+            a["version"].as_str().unwrap_or("-"),
+            a["wit_version"].as_str().unwrap_or("-"),
+            a["calls"],
+            a["errors"],
+            a["p99_ms"],
+            a["loaded_at"].as_str().unwrap_or("-")
+        );
+        for h in p["history"].as_array().into_iter().flatten() {
+            println!(
+                "    {} {} {}{}",
+                h["at"].as_str().unwrap_or(""),
+                h["action"].as_str().unwrap_or(""),
+                h["version"].as_str().unwrap_or(""),
+                h["reason"]
+                    .as_str()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
 }

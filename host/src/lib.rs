@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod feed;
+pub mod manager;
 pub mod pipeline;
 pub mod plugins;
 pub mod roles;

@@ -117,16 +117,15 @@ pub fn feed(
     use tickstock::feed::{FeedClient, FeedStats};
     let engine = engine();
     let plugin = normalizer(&engine);
-    let (frame_tx, frame_rx) = tokio::sync::mpsc::channel(queue);
     let (out_tx, out) = tokio::sync::mpsc::channel(out_capacity);
     let stats = std::sync::Arc::new(FeedStats::default());
     let pipeline = std::sync::Arc::new(tickstock::pipeline::PipelineStats::default());
-    tickstock::pipeline::spawn(plugin, frame_rx, out_tx, pipeline.clone()).unwrap();
+    let input = tickstock::pipeline::spawn(plugin, queue, out_tx, pipeline.clone()).unwrap();
     let client = FeedClient::new(
         url,
         tickstock::config::Secret::new(key),
         topics,
-        frame_tx,
+        input.frames,
         stats.clone(),
     )
     .with_timing(timing);

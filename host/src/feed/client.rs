@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use std::sync::mpsc;
 use thiserror::Error;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
@@ -98,7 +98,7 @@ pub struct FeedClient {
     topics: Vec<String>,
     timing: Timing,
     stats: Arc<FeedStats>,
-    frames: mpsc::Sender<Frame>,
+    frames: mpsc::SyncSender<Frame>,
 }
 
 impl FeedClient {
@@ -107,7 +107,7 @@ impl FeedClient {
         url: impl Into<String>,
         key: Secret,
         topics: Vec<String>,
-        frames: mpsc::Sender<Frame>,
+        frames: mpsc::SyncSender<Frame>,
         stats: Arc<FeedStats>,
     ) -> Self {
         FeedClient {
@@ -363,7 +363,7 @@ impl FeedClient {
         };
         match self.frames.try_send(frame) {
             Ok(()) => None,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(mpsc::TrySendError::Full(_)) => {
                 let dropped = self
                     .stats
                     .frames_dropped_queue_full
@@ -376,7 +376,7 @@ impl FeedClient {
                 }
                 None
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Some(Ended::Stopped),
+            Err(mpsc::TrySendError::Disconnected(_)) => Some(Ended::Stopped),
         }
     }
 }

@@ -33,6 +33,10 @@ pub struct Ingest {
     pub feed: Arc<FeedStats>,
     /// Normalizer counters.
     pub pipeline: Arc<PipelineStats>,
+    /// The component the normalizer started with.
+    pub component: Arc<crate::plugins::LoadedComponent>,
+    /// Where normalizer swaps go (see [`pipeline::Swap`]).
+    pub swaps: std::sync::mpsc::Sender<pipeline::Swap>,
     /// The embedded simulator, when no API key was given.
     pub simulator: Option<Simulator>,
     task: tokio::task::JoinHandle<Result<(), FeedError>>,
@@ -100,9 +104,8 @@ impl Ingest {
         };
 
         let stats = Arc::new(PipelineStats::default());
-        let (frame_tx, frame_rx) = mpsc::channel(config.queue_capacity);
         let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
-        pipeline::spawn(normalizer, frame_rx, out_tx, stats.clone())
+        let input = pipeline::spawn(normalizer, config.queue_capacity, out_tx, stats.clone())
             .context("starting the normalizer thread")?;
         tokio::spawn(publish(out_rx, bus.clone()));
         tokio::spawn(report_feed(
@@ -116,12 +119,14 @@ impl Ingest {
             url,
             key,
             config.subscription.topics(),
-            frame_tx,
+            input.frames,
             feed.clone(),
         );
         let task = tokio::spawn(client.run(cancel));
         Ok(Ingest {
+            component,
             feed,
+            swaps: input.control,
             pipeline: stats,
             simulator,
             task,

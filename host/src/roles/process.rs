@@ -64,11 +64,42 @@ struct RemoteFeed {
 /// A command for the health thread.
 enum HealthCmd {
     Observe(Vec<Tick>, i64),
+    Swap(HealthPlugin, oneshot::Sender<HealthSwapped>),
     Report(
         i64,
         HostState,
         oneshot::Sender<Result<HealthReport, CallError>>,
     ),
+}
+
+/// The result of a health plugin swap.
+pub struct HealthSwapped {
+    /// The replaced instance (drop it off the health thread).
+    pub old: HealthPlugin,
+    /// Whether the new version took over the old one's state (`Err`: why
+    /// it starts fresh).
+    pub state: Result<(), String>,
+    /// Time the health thread spent switching (export, import, replace).
+    pub pause: Duration,
+}
+
+/// Sends swaps to the health thread; they are applied between two batches.
+#[derive(Clone)]
+pub struct HealthHandle {
+    tx: mpsc::Sender<HealthCmd>,
+}
+
+impl HealthHandle {
+    /// Replaces the health plugin with `plugin`, carrying the state over.
+    pub async fn swap(&self, plugin: HealthPlugin) -> anyhow::Result<HealthSwapped> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(HealthCmd::Swap(plugin, done))
+            .await
+            .map_err(|_| anyhow::anyhow!("the health thread has stopped"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the health thread stopped during the swap"))
+    }
 }
 
 /// A running process role.
@@ -77,6 +108,10 @@ pub struct Process {
     pub session_id: String,
     /// Counters.
     pub stats: Arc<ProcessStats>,
+    /// Swaps the health plugin between two batches.
+    pub health: HealthHandle,
+    /// The component the health plugin started with.
+    pub component: Arc<crate::plugins::LoadedComponent>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -117,6 +152,7 @@ impl Process {
             cancel.clone(),
         );
         let (cmd_tx, cmd_rx) = mpsc::channel(256);
+        let swap_tx = cmd_tx.clone();
         let stats = Arc::new(ProcessStats::default());
         spawn_health_thread(plugin, cmd_rx, stats.clone()).context("starting the health thread")?;
 
@@ -185,6 +221,8 @@ impl Process {
         Ok(Process {
             session_id,
             stats,
+            health: HealthHandle { tx: swap_tx },
+            component,
             task,
         })
     }
@@ -212,6 +250,25 @@ fn spawn_health_thread(
                 }
                 HealthCmd::Report(now, host, reply) => {
                     let _ = reply.send(plugin.report(now, &host));
+                }
+                HealthCmd::Swap(mut new, done) => {
+                    let start = Instant::now();
+                    // The new version continues the old one's windows.
+                    let state = match plugin.export_state() {
+                        Ok(bytes) => match new.import_state(&bytes, plugin.info()) {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(refused)) => Err(refused),
+                            Err(err) => Err(format!("import_state failed: {err}")),
+                        },
+                        Err(err) => Err(format!("export_state of the old version failed: {err}")),
+                    };
+                    let old = std::mem::replace(&mut plugin, new);
+                    let pause = start.elapsed();
+                    match &state {
+                        Ok(()) => tracing::info!(from = %old.label(), to = %plugin.label(), pause_us = pause.as_micros() as u64, "health plugin swapped; state carried over"),
+                        Err(why) => tracing::warn!(from = %old.label(), to = %plugin.label(), reason = %why, "health plugin swapped; it starts with fresh state"),
+                    }
+                    let _ = done.send(HealthSwapped { old, state, pause });
                 }
             }
         }

@@ -13,7 +13,9 @@ use super::process::Process;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::feed::FeedStats;
-use crate::plugins::PluginRegistry;
+use crate::manager::{AutoRollback, PluginManager};
+use crate::plugins::{PluginKind, PluginRegistry};
+use crate::web::admin::Admin;
 use crate::web::{self, AppState};
 
 /// All three roles in one process (`tickstock run`).
@@ -30,6 +32,8 @@ pub struct Host {
     pub registry: Arc<PluginRegistry>,
     /// What the HTTP handlers see.
     pub web: AppState,
+    /// Installs and rolls back plugins.
+    pub manager: Arc<PluginManager>,
     /// The ingest role.
     pub ingest: Ingest,
     /// The process role.
@@ -67,7 +71,34 @@ impl Host {
             cancel.clone(),
         )
         .await?;
+        let manager = PluginManager::new(
+            engine.clone(),
+            registry.clone(),
+            bus.clone(),
+            Some(ingest.swaps.clone()),
+            Some(process.health.clone()),
+            AutoRollback::default(),
+        );
+        manager.started_with(
+            ingest.component.clone(),
+            super::plugin_source(&config.plugins, PluginKind::Normalizer),
+        );
+        manager.started_with(
+            process.component.clone(),
+            super::plugin_source(&config.plugins, PluginKind::Health),
+        );
+        if let Some(dir) = &config.plugins.dir {
+            manager.watch_dir(dir.clone(), cancel.clone());
+        }
+        let admin = config.admin_token.clone().map(|token| Admin {
+            manager: manager.clone(),
+            token,
+        });
+        if admin.is_none() {
+            tracing::info!("admin API disabled (set TICKSTOCK_ADMIN_TOKEN to enable it)");
+        }
         let state = AppState {
+            admin,
             feed: Some(feed.clone()),
             pipeline: Some(ingest.pipeline.clone()),
             process: Some(process.stats.clone()),
@@ -77,6 +108,7 @@ impl Host {
         let (addr, server) =
             web::serve(config.listen, web::router(state.clone()), cancel.clone()).await?;
         Ok(Host {
+            manager,
             web: state,
             bus,
             addr,

@@ -3,6 +3,7 @@
 //! `admin`, the plugin admin API). Handlers are thin: they read
 //! [`AppState`].
 
+pub mod admin;
 mod assets;
 pub mod metrics;
 pub mod ws;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Cancelled at shutdown: long-lived connections (WebSockets) close.
     pub shutdown: CancellationToken,
+    /// The admin API, when enabled.
+    pub admin: Option<admin::Admin>,
 }
 
 impl AppState {
@@ -66,6 +69,7 @@ impl AppState {
             ws: Arc::default(),
             metrics: Arc::default(),
             shutdown,
+            admin: None,
         }
     }
 }
@@ -84,7 +88,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(admin::router(state.admin))
 }
 
 async fn status(State(state): State<AppState>) -> impl IntoResponse {

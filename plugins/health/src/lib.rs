@@ -56,8 +56,13 @@ use std::cell::RefCell;
 
 /// The plugin's name, reported through `info`.
 pub const NAME: &str = "stream-health";
-/// The plugin's version, reported through `info` (the crate version).
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The plugin's version, reported through `info` (the crate version, or the
+/// test-only 1.1.0 build's).
+pub const VERSION: &str = if cfg!(feature = "test-next") {
+    "1.1.0"
+} else {
+    env!("CARGO_PKG_VERSION")
+};
 
 thread_local! {
     // A component instance is single-threaded; the host keeps one instance

@@ -139,6 +139,10 @@ impl HealthState {
             int("subscribed_symbols", i64::from(host.subscribed_symbols)),
             float("peak_ticks_per_second", self.peak_tps),
         ];
+        if cfg!(feature = "test-next") {
+            // The test-only 1.1.0 build's new metric.
+            metrics.push(int("symbols_seen_total", self.last_seen.len() as i64));
+        }
         if let Some(last) = self.last_tick_ms {
             metrics.push(float(
                 "seconds_since_last_tick",

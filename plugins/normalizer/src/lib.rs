@@ -54,8 +54,15 @@ pub use bindings::tickstock::plugins::types::{
 
 /// The plugin's name, reported through `info`.
 pub const NAME: &str = "massive-stocks";
-/// The plugin's version, reported through `info` (the crate version).
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The plugin's version, reported through `info` (the crate version, or a
+/// test-only build's own).
+pub const VERSION: &str = if cfg!(feature = "test-next") {
+    "1.1.0"
+} else if cfg!(feature = "test-trap") {
+    "1.0.1-trap"
+} else {
+    env!("CARGO_PKG_VERSION")
+};
 
 /// Normalizes one raw Massive frame. This is what the component's
 /// `normalize-frame` export runs; it is public so the host's benchmark can run
@@ -75,6 +82,9 @@ impl bindings::exports::tickstock::plugins::normalize::Guest for Component {
     }
 
     fn normalize_frame(frame: String) -> Normalized {
+        if cfg!(feature = "test-trap") && frame.contains("\"TRAPME\"") {
+            panic!("test-trap build: refusing a frame with TRAPME");
+        }
         normalize_frame(&frame)
     }
 }

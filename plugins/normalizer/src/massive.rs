@@ -133,6 +133,10 @@ struct MarketTick<'a> {
     volume: u64,
     timestamp: i64,
     source: &'static str,
+    /// Added by the test-only 1.1.0 build: the per-symbol sequence number.
+    #[cfg(feature = "test-next")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequence: Option<u64>,
 }
 
 /// Normalizes one frame (see the crate docs for the mapping).
@@ -303,6 +307,8 @@ fn push_tick(
         volume,
         timestamp,
         source: "massive",
+        #[cfg(feature = "test-next")]
+        sequence: e.q,
     };
     let payload = match serde_json::to_string(&wire) {
         Ok(payload) => payload,
