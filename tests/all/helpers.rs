@@ -17,6 +17,18 @@ pub mod guests {
     pub fn next_major() -> Vec<u8> {
         std::fs::read(env!("TICKSTOCK_COMPONENT_NEXT_MAJOR")).unwrap()
     }
+    /// The normalizer at 1.1.0: adds `sequence` to the payload.
+    pub fn normalizer_next() -> Vec<u8> {
+        std::fs::read(env!("TICKSTOCK_COMPONENT_NORMALIZER_NEXT")).unwrap()
+    }
+    /// The normalizer at 1.0.1-trap: traps on frames mentioning TRAPME.
+    pub fn normalizer_trap() -> Vec<u8> {
+        std::fs::read(env!("TICKSTOCK_COMPONENT_NORMALIZER_TRAP")).unwrap()
+    }
+    /// The health plugin at 1.1.0: adds `symbols_seen_total`.
+    pub fn health_next() -> Vec<u8> {
+        std::fs::read(env!("TICKSTOCK_COMPONENT_HEALTH_NEXT")).unwrap()
+    }
 }
 
 /// An engine with default limits and no disk cache.

@@ -6,6 +6,7 @@
 mod dashboard;
 mod feed;
 mod helpers;
+mod hotswap;
 mod plugins_health;
 mod plugins_normalizer;
 mod plugins_runtime;

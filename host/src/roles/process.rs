@@ -64,7 +64,7 @@ struct RemoteFeed {
 /// A command for the health thread.
 enum HealthCmd {
     Observe(Vec<Tick>, i64),
-    Swap(HealthPlugin, oneshot::Sender<HealthSwapped>),
+    Swap(Box<HealthPlugin>, oneshot::Sender<HealthSwapped>),
     Report(
         i64,
         HostState,
@@ -94,7 +94,7 @@ impl HealthHandle {
     pub async fn swap(&self, plugin: HealthPlugin) -> anyhow::Result<HealthSwapped> {
         let (done, rx) = oneshot::channel();
         self.tx
-            .send(HealthCmd::Swap(plugin, done))
+            .send(HealthCmd::Swap(Box::new(plugin), done))
             .await
             .map_err(|_| anyhow::anyhow!("the health thread has stopped"))?;
         rx.await
@@ -251,7 +251,8 @@ fn spawn_health_thread(
                 HealthCmd::Report(now, host, reply) => {
                     let _ = reply.send(plugin.report(now, &host));
                 }
-                HealthCmd::Swap(mut new, done) => {
+                HealthCmd::Swap(new, done) => {
+                    let mut new = *new;
                     let start = Instant::now();
                     // The new version continues the old one's windows.
                     let state = match plugin.export_state() {

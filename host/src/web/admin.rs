@@ -79,9 +79,9 @@ async fn authorize(State(admin): State<Admin>, request: Request, next: Next) -> 
     next.run(request).await
 }
 
-fn kind(raw: &str) -> Result<PluginKind, Response> {
+fn kind(raw: &str) -> Result<PluginKind, Box<Response>> {
     raw.parse()
-        .map_err(|e: String| error(StatusCode::NOT_FOUND, e))
+        .map_err(|e: String| Box::new(error(StatusCode::NOT_FOUND, e)))
 }
 
 fn outcome(result: Result<crate::manager::Installed, InstallError>) -> Response {
@@ -103,7 +103,7 @@ async fn list(State(admin): State<Admin>) -> Response {
 async fn install(State(admin): State<Admin>, Path(raw): Path<String>, body: Bytes) -> Response {
     let kind = match kind(&raw) {
         Ok(k) => k,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     if body.is_empty() {
         return error(
@@ -122,7 +122,7 @@ async fn install(State(admin): State<Admin>, Path(raw): Path<String>, body: Byte
 async fn rollback(State(admin): State<Admin>, Path(raw): Path<String>) -> Response {
     let kind = match kind(&raw) {
         Ok(k) => k,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     outcome(
         admin

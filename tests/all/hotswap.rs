@@ -1,0 +1,556 @@
+//! Operators hot-swap plugins: the admin API and CLI, validation and
+//! refusals, zero-loss swaps under load, health state carried over, dead
+//! letters and automatic rollback, the watched directory.
+
+use std::time::Duration;
+
+use tickstock::bus::Channels;
+use tickstock::config::{Config, Secret};
+use tickstock::plugins::{embedded, PluginKind};
+use tickstock::roles::Host;
+use tickstock::simulator::{Simulator, SimulatorConfig, SimulatorStats};
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{self, guests, wait_until, Consumer, RedisServer};
+
+const SECS: Duration = Duration::from_secs(30);
+const TOKEN: &str = "s3cret-admin-token";
+
+/// A host fed by its own (recording) simulator, with the admin API on.
+async fn host_with(
+    sim: &Simulator,
+    prefix: &str,
+    redis: Option<String>,
+    symbols: &[&str],
+) -> (Host, CancellationToken) {
+    let mut config: Config = helpers::config(prefix, redis, 1, Duration::from_millis(1000));
+    config.api_key = Some(Secret::new("key"));
+    config.massive_url = sim.url();
+    config.admin_token = Some(Secret::new(TOKEN));
+    config.subscription.symbols =
+        tickstock::config::Symbols::List(symbols.iter().map(|s| s.to_string()).collect());
+    let cancel = CancellationToken::new();
+    (Host::start(&config, cancel.clone()).await.unwrap(), cancel)
+}
+
+async fn simulator(rate: f64, universe: &[&str]) -> Simulator {
+    helpers::simulator(SimulatorConfig {
+        rate,
+        batch: 10,
+        universe: universe.iter().map(|s| s.to_string()).collect(),
+        record: true,
+        seed: 5,
+        ..Default::default()
+    })
+    .await
+}
+
+const SYMBOLS: [&str; 12] = [
+    "AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "META", "TSLA", "AVGO", "JPM", "V", "TRAPME", "XOM",
+];
+
+async fn post(
+    host: &Host,
+    path: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("http://{}{path}", host.addr))
+        .body(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let code = resp.status().as_u16();
+    (code, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+fn active_version(host: &Host, kind: PluginKind) -> String {
+    host.registry
+        .active(kind)
+        .map(|a| a.version)
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_needs_the_token() {
+    let sim = simulator(200.0, &SYMBOLS).await;
+    let (host, cancel) = host_with(&sim, &helpers::prefix("auth"), None, &SYMBOLS).await;
+    let url = format!("http://{}/admin/plugins", host.addr);
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        client
+            .get(&url)
+            .header("authorization", format!("Basic {TOKEN}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let (code, _) = post(
+        &host,
+        "/admin/plugins/normalizer",
+        None,
+        guests::normalizer_next(),
+    )
+    .await;
+    assert_eq!(code, 401);
+    assert_eq!(
+        active_version(&host, PluginKind::Normalizer),
+        "1.0.0",
+        "an unauthenticated upload changed the plugin"
+    );
+    let ok = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let body: serde_json::Value = ok.json().await.unwrap();
+    let kinds: Vec<&str> = body["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["normalizer", "health"]);
+    assert_eq!(body["plugins"][0]["active"]["version"], "1.0.0");
+    assert_eq!(body["plugins"][0]["history"][0]["action"], "loaded");
+    cancel.cancel();
+    host.wait().await.unwrap();
+
+    // Without a token the API does not exist.
+    let (host, cancel) = host_with(&sim, &helpers::prefix("noauth"), None, &SYMBOLS).await;
+    let _ = host;
+    cancel.cancel();
+    let mut config = helpers::config(&helpers::prefix("noadmin"), None, 3, Duration::from_secs(1));
+    config.admin_token = None;
+    let cancel = CancellationToken::new();
+    let host = Host::start(&config, cancel.clone()).await.unwrap();
+    let resp = reqwest::Client::new()
+        .get(format!("http://{}/admin/plugins", host.addr))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(resp.text().await.unwrap().contains("TICKSTOCK_ADMIN_TOKEN"));
+    cancel.cancel();
+    host.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
+    let sim = simulator(300.0, &SYMBOLS).await;
+    let prefix = helpers::prefix("refuse");
+    let (host, cancel) = host_with(&sim, &prefix, None, &SYMBOLS).await;
+    let mut plugin_events = host
+        .bus
+        .subscribe(vec![Channels::new(prefix.clone()).plugins()], 1024);
+    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        (
+            "junk",
+            "normalizer",
+            b"this is not wasm at all".to_vec(),
+            "not a WebAssembly component",
+        ),
+        (
+            "other kind",
+            "normalizer",
+            embedded::HEALTH.to_vec(),
+            "this is a health plugin",
+        ),
+        (
+            "other kind",
+            "health",
+            embedded::NORMALIZER.to_vec(),
+            "this is a normalizer plugin",
+        ),
+        (
+            "next major",
+            "normalizer",
+            guests::next_major(),
+            "tickstock:plugins@2.0.0",
+        ),
+        (
+            "fails conformance",
+            "normalizer",
+            guests::misbehave(),
+            "conformance",
+        ),
+    ];
+    for (what, kind, body, expected) in cases {
+        let (code, reply) = post(&host, &format!("/admin/plugins/{kind}"), Some(TOKEN), body).await;
+        assert_eq!(code, 422, "{what}: {reply}");
+        let message = reply["error"].as_str().unwrap();
+        assert!(message.contains(expected), "{what}: {message}");
+    }
+    let (code, reply) = post(&host, "/admin/plugins/normalizer", Some(TOKEN), Vec::new()).await;
+    assert_eq!(code, 400, "{reply}");
+    let (code, _) = post(
+        &host,
+        "/admin/plugins/parser",
+        Some(TOKEN),
+        guests::normalizer_next(),
+    )
+    .await;
+    assert_eq!(code, 404);
+    let (code, _) = post(
+        &host,
+        "/admin/plugins/normalizer",
+        Some(TOKEN),
+        vec![0u8; 33 << 20],
+    )
+    .await;
+    assert_eq!(code, 413, "oversized uploads are refused");
+    let (code, reply) = post(
+        &host,
+        "/admin/plugins/normalizer/rollback",
+        Some(TOKEN),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(code, 409, "{reply}");
+
+    // Nothing changed, and ticks still flow through the old version.
+    assert_eq!(active_version(&host, PluginKind::Normalizer), "1.0.0");
+    assert_eq!(active_version(&host, PluginKind::Health), "1.0.0");
+    let before = host
+        .ingest
+        .pipeline
+        .ticks
+        .load(std::sync::atomic::Ordering::Relaxed);
+    wait_until("ticks after refusals", SECS, || {
+        host.ingest
+            .pipeline
+            .ticks
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > before + 50
+    })
+    .await;
+    // Every refusal was announced.
+    let mut refused = 0;
+    while let Some(m) = plugin_events.try_recv() {
+        let v: serde_json::Value = serde_json::from_str(&m.payload).unwrap();
+        if v["type"] == "plugin_refused" {
+            refused += 1;
+            assert!(!v["reason"].as_str().unwrap().is_empty());
+        }
+    }
+    assert_eq!(refused, 5, "each of the five bad components was announced");
+    cancel.cancel();
+    host.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_swaps_under_load_deliver_every_tick_exactly_once_in_order() {
+    let redis = RedisServer::start();
+    let sim = simulator(2_000.0, &SYMBOLS).await;
+    let prefix = helpers::prefix("swaps");
+    let ch = Channels::new(prefix.clone());
+    let consumer = Consumer::start(&redis.url(), &prefix).await;
+    let (host, cancel) = host_with(&sim, &prefix, Some(redis.url()), &SYMBOLS).await;
+    wait_until("ticks flowing", SECS, || consumer.count(&ch.ticks()) > 200).await;
+
+    let versions = [
+        ("normalizer", guests::normalizer_next(), "1.1.0"),
+        ("health", guests::health_next(), "1.1.0"),
+        ("normalizer", embedded::NORMALIZER.to_vec(), "1.0.0"),
+        ("health", embedded::HEALTH.to_vec(), "1.0.0"),
+    ];
+    let mut pauses = Vec::new();
+    for i in 0..24 {
+        let (kind, bytes, version) = &versions[i % versions.len()];
+        let (code, reply) = post(
+            &host,
+            &format!("/admin/plugins/{kind}"),
+            Some(TOKEN),
+            bytes.clone(),
+        )
+        .await;
+        assert_eq!(code, 200, "swap {i}: {reply}");
+        assert_eq!(reply["installed"]["version"], *version);
+        pauses.push(reply["installed"]["pause_us"].as_u64().unwrap());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Stop the market, then let everything sent arrive.
+    sim.cancel_token().cancel();
+    let stats = sim.stats().clone();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = stats.sent_trades();
+    assert_eq!(sent.len() as u64, SimulatorStats::get(&stats.trades_sent));
+    wait_until("every tick delivered", SECS, || {
+        consumer.count(&ch.ticks()) >= sent.len()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = consumer.on(&ch.ticks());
+    assert_eq!(
+        got.len(),
+        sent.len(),
+        "ticks lost or duplicated across 24 swaps"
+    );
+    for (i, (s, g)) in sent.iter().zip(&got).enumerate() {
+        let g = &g.json;
+        assert_eq!(
+            (s.symbol.as_str(), s.price, s.size, s.timestamp),
+            (
+                g["symbol"].as_str().unwrap(),
+                g["price"].as_f64().unwrap(),
+                g["volume"].as_u64().unwrap(),
+                g["timestamp"].as_i64().unwrap()
+            ),
+            "tick {i} out of order or changed"
+        );
+    }
+    // The 1.1.0 normalizer's new field reached market:ticks without a restart.
+    let with_field = got
+        .iter()
+        .filter(|t| t.json.get("sequence").is_some())
+        .count();
+    assert!(
+        with_field > 0 && with_field < got.len(),
+        "{with_field} of {} ticks carry the new field",
+        got.len()
+    );
+    // The 1.1.0 health plugin's new metric reached the health channel.
+    assert!(consumer
+        .on(&ch.health())
+        .iter()
+        .any(|h| h.json["health"].get("symbols_seen_total").is_some()));
+    // Totals never went backwards across health swaps.
+    let totals: Vec<u64> = consumer
+        .on(&ch.health())
+        .iter()
+        .map(|h| h.json["health"]["total_ticks"].as_u64().unwrap())
+        .collect();
+    assert!(
+        totals.windows(2).all(|w| w[1] >= w[0]),
+        "total_ticks reset across a swap: {totals:?}"
+    );
+    pauses.sort_unstable();
+    println!(
+        "swap pause on the hot path, µs: median {} max {}",
+        pauses[pauses.len() / 2],
+        pauses[pauses.len() - 1]
+    );
+    cancel.cancel();
+    host.wait().await.unwrap();
+}
+
+async fn next(sub: &mut tickstock::bus::Subscription) -> serde_json::Value {
+    let m = tokio::time::timeout(SECS, sub.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    serde_json::from_str::<serde_json::Value>(&m.payload).unwrap()["health"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_state_survives_a_swap() {
+    let sim = simulator(400.0, &SYMBOLS).await;
+    let prefix = helpers::prefix("state");
+    let (host, cancel) = host_with(&sim, &prefix, None, &SYMBOLS).await;
+    let mut health = host
+        .bus
+        .subscribe(vec![Channels::new(prefix.clone()).health()], 1024);
+    next(&mut health).await;
+    next(&mut health).await;
+    let before = next(&mut health).await;
+    let total_before = before["total_ticks"].as_u64().unwrap();
+    assert!(total_before > 500, "{before}");
+
+    let done = host
+        .manager
+        .install(PluginKind::Health, guests::health_next(), "test")
+        .await
+        .unwrap();
+    assert_eq!(done.version, "1.1.0");
+    assert_eq!(done.state.as_deref(), Some("carried over"));
+    let after = next(&mut health).await;
+    // Totals continue (a reset instance would count about one interval's ticks).
+    assert!(
+        after["total_ticks"].as_u64().unwrap() > total_before,
+        "before {before}\nafter {after}"
+    );
+    // The window was not reset: a full window's rate right after the swap.
+    let (tps_before, tps_after) = (
+        before["ticks_per_second"].as_f64().unwrap(),
+        after["ticks_per_second"].as_f64().unwrap(),
+    );
+    assert!(
+        tps_after > tps_before * 0.6,
+        "rate {tps_before} -> {tps_after}"
+    );
+    assert!(
+        after["peak_ticks_per_second"].as_f64().unwrap()
+            >= before["peak_ticks_per_second"].as_f64().unwrap()
+    );
+    // The new metric is there, on the bus and on the dashboard.
+    assert!(after["symbols_seen_total"].as_u64().unwrap() > 0, "{after}");
+    wait_until("dashboard shows the new metric", SECS, || {
+        host.dashboard.status()["health"]
+            .get("symbols_seen_total")
+            .is_some()
+    })
+    .await;
+    cancel.cancel();
+    host.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapping_version_dead_letters_its_frames_and_is_rolled_back() {
+    let redis = RedisServer::start();
+    let sim = simulator(1_000.0, &SYMBOLS).await;
+    let prefix = helpers::prefix("trap");
+    let ch = Channels::new(prefix.clone());
+    let consumer = Consumer::start(&redis.url(), &prefix).await;
+    let (host, cancel) = host_with(&sim, &prefix, Some(redis.url()), &SYMBOLS).await;
+    wait_until("ticks flowing", SECS, || consumer.count(&ch.ticks()) > 100).await;
+
+    let (code, reply) = post(
+        &host,
+        "/admin/plugins/normalizer",
+        Some(TOKEN),
+        guests::normalizer_trap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{reply}");
+    let installed_at = consumer.count(&ch.ticks());
+    wait_until("automatic rollback", SECS, || {
+        active_version(&host, PluginKind::Normalizer) == "1.0.0"
+    })
+    .await;
+    wait_until("rollback announced", SECS, || {
+        consumer
+            .on(&ch.plugins())
+            .iter()
+            .any(|e| e.json["type"] == "plugin_rolled_back" && e.json["automatic"] == true)
+    })
+    .await;
+    let letters = consumer.on(&ch.deadletter());
+    assert!(letters.len() >= 3, "{} dead letters", letters.len());
+    for l in &letters {
+        assert_eq!(l.json["plugin"], "massive-stocks@1.0.1-trap");
+        assert!(
+            l.json["error"].as_str().unwrap().contains("TRAPME"),
+            "{}",
+            l.json
+        );
+        assert!(l.json["frame"].as_str().unwrap().contains("TRAPME"));
+    }
+    // The other frames kept flowing, during and after.
+    wait_until("ticks after rollback", SECS, || {
+        consumer.count(&ch.ticks()) > installed_at + 200
+    })
+    .await;
+    let history = host.registry.history(PluginKind::Normalizer);
+    let actions: Vec<&str> = history.iter().map(|h| h.action.as_str()).collect();
+    assert_eq!(actions, vec!["loaded", "installed", "auto_rolled_back"]);
+    assert!(history[2].reason.as_deref().unwrap().contains("failed"));
+    let errors = host
+        .ingest
+        .pipeline
+        .plugin_errors
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        errors as usize,
+        letters.len(),
+        "every failed frame was dead-lettered and counted"
+    );
+    cancel.cancel();
+    host.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_dropped_in_the_plugin_directory_is_installed() {
+    let sim = simulator(200.0, &SYMBOLS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: Config =
+        helpers::config(&helpers::prefix("dir"), None, 1, Duration::from_secs(1));
+    config.api_key = Some(Secret::new("key"));
+    config.massive_url = sim.url();
+    config.plugins.dir = Some(dir.path().to_path_buf());
+    let cancel = CancellationToken::new();
+    let host = Host::start(&config, cancel.clone()).await.unwrap();
+    // Written under another name, then renamed: how deployments drop files.
+    let tmp = dir.path().join("incoming.tmp");
+    std::fs::write(&tmp, guests::normalizer_next()).unwrap();
+    std::fs::rename(&tmp, dir.path().join("normalizer.wasm")).unwrap();
+    wait_until("the directory's normalizer is live", SECS, || {
+        active_version(&host, PluginKind::Normalizer) == "1.1.0"
+    })
+    .await;
+    // A bad file is refused; the running version stays.
+    std::fs::write(dir.path().join("health.wasm"), b"garbage").unwrap();
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    assert_eq!(active_version(&host, PluginKind::Health), "1.0.0");
+    cancel.cancel();
+    host.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_installs_and_rolls_back() {
+    let sim = simulator(200.0, &SYMBOLS).await;
+    let (host, cancel) = host_with(&sim, &helpers::prefix("cli"), None, &SYMBOLS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let next = dir.path().join("next.wasm");
+    std::fs::write(&next, guests::normalizer_next()).unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"junk").unwrap();
+    let url = format!("http://{}", host.addr);
+    let cli = move |args: Vec<String>, token: &str| {
+        let out = helpers::tickstock_bin()
+            .env("TICKSTOCK_ADMIN_TOKEN", token)
+            .arg("plugins")
+            .args(args)
+            .arg("--admin-url")
+            .arg(&url)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let run = |args: &[&str], token: &'static str| {
+        let cli = cli.clone();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        async move {
+            tokio::task::spawn_blocking(move || cli(args, token))
+                .await
+                .unwrap()
+        }
+    };
+    let (ok, out) = run(&["install", "normalizer", next.to_str().unwrap()], TOKEN).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("1.1.0") && out.contains("was 1.0.0"), "{out}");
+    let (ok, out) = run(&["list"], TOKEN).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("normalizer") && out.contains("1.1.0") && out.contains("installed"),
+        "{out}"
+    );
+    let (ok, out) = run(&["rollback", "normalizer"], TOKEN).await;
+    assert!(ok, "{out}");
+    assert_eq!(active_version(&host, PluginKind::Normalizer), "1.0.0");
+    let (ok, out) = run(&["install", "normalizer", junk.to_str().unwrap()], TOKEN).await;
+    assert!(!ok);
+    assert!(out.contains("not a WebAssembly component"), "{out}");
+    let (ok, out) = run(&["list"], "wrong-token").await;
+    assert!(!ok);
+    assert!(out.contains("401"), "{out}");
+    assert!(!out.contains("wrong-token"), "the token leaked: {out}");
+    cancel.cancel();
+    host.wait().await.unwrap();
+}
