@@ -451,13 +451,15 @@ impl PluginManager {
         cancel: tokio_util::sync::CancellationToken,
     ) {
         let manager = Arc::clone(self);
+        // What is there now is what the roles started with: it counts as
+        // installed. Scanned before returning, so a file written right after
+        // start-up is seen as new.
+        let mut installed: HashMap<std::path::PathBuf, String> = HashMap::new();
+        for (path, bytes) in scan(&dir) {
+            installed.insert(path, sha(&bytes));
+        }
         tokio::spawn(async move {
-            // What the roles started with counts as already installed.
-            let mut installed: HashMap<std::path::PathBuf, String> = HashMap::new();
             let mut sizes: HashMap<std::path::PathBuf, u64> = HashMap::new();
-            for (path, bytes) in scan(&dir) {
-                installed.insert(path, sha(&bytes));
-            }
             let mut every = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {

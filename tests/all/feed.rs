@@ -89,12 +89,7 @@ async fn a_dropped_socket_reconnects_resubscribes_and_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         SimulatorStats::get(&stats.trades_sent)
     };
-    let mut received = Vec::new();
-    let deadline = std::time::Instant::now() + SECS;
-    while (received.len() as u64) < sent_total && std::time::Instant::now() < deadline {
-        feed.drain_ticks(&mut received);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let received = feed.drain_up_to(sent_total as usize, SECS).await;
     feed.cancel.cancel();
     assert_same_trades(&stats.sent_trades(), &received);
     assert!(
@@ -202,12 +197,7 @@ async fn junk_frames_are_counted_and_every_trade_still_arrives() {
     sim.cancel_token().cancel();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sent = stats.sent_trades();
-    let mut received = Vec::new();
-    let deadline = std::time::Instant::now() + SECS;
-    while received.len() < sent.len() && std::time::Instant::now() < deadline {
-        feed.drain_ticks(&mut received);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let received = feed.drain_up_to(sent.len(), SECS).await;
     assert_same_trades(&sent, &received);
     let junk_rounds = SimulatorStats::get(&stats.junk_sent) / 3;
     assert_eq!(

@@ -153,13 +153,24 @@ pub fn feed(
 }
 
 impl Feed {
-    /// Ticks received so far (draining the output channel), appended to `into`.
-    pub fn drain_ticks(&mut self, into: &mut Vec<tickstock::plugins::Tick>) {
-        while let Ok(out) = self.out.try_recv() {
-            if let tickstock::pipeline::Output::Ticks(batch) = out {
-                into.extend(batch.ticks.into_iter().map(|t| t.tick));
+    /// Drains ticks until `n` arrived or `timeout` passed (the caller then
+    /// compares what arrived with what was sent).
+    pub async fn drain_up_to(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<tickstock::plugins::Tick> {
+        let mut ticks = Vec::new();
+        let deadline = std::time::Instant::now() + timeout;
+        while ticks.len() < n && std::time::Instant::now() < deadline {
+            while let Ok(out) = self.out.try_recv() {
+                if let tickstock::pipeline::Output::Ticks(batch) = out {
+                    ticks.extend(batch.ticks.into_iter().map(|t| t.tick));
+                }
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        ticks
     }
 
     /// Collects ticks until `n` arrived (or panics after `timeout`).

@@ -96,6 +96,7 @@ async fn publisher(
     let mut backoff = backoff();
     let mut batch: Vec<Message> = Vec::with_capacity(MAX_PIPELINE);
     let mut down_since: Option<std::time::Instant> = None;
+    let mut failure: Option<String> = None;
     loop {
         if batch.is_empty() {
             match rx.recv().await {
@@ -109,14 +110,11 @@ async fn publisher(
                 }
             }
         }
-        let connection = match conn.as_mut() {
-            Some(c) => c,
-            None => match tokio::time::timeout(
-                CONNECT_TIMEOUT,
-                client.get_multiplexed_async_connection(),
-            )
-            .await
-            {
+        if conn.is_none() {
+            let connected =
+                tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
+                    .await;
+            match connected {
                 Ok(Ok(c)) => {
                     if let Some(since) = down_since.take() {
                         stats.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -126,60 +124,39 @@ async fn publisher(
                         );
                     }
                     stats.set_publisher_down(false);
-                    conn.insert(c)
+                    conn = Some(c);
                 }
-                Ok(Err(e)) => {
-                    fail(
-                        &stats,
-                        &mut down_since,
-                        &format!("connect failed: {}", e.kind_name()),
-                    );
-                    if wait(&cancel, backoff.step()).await {
-                        return;
-                    }
-                    continue;
-                }
-                Err(_) => {
-                    fail(&stats, &mut down_since, "connect timed out");
-                    if wait(&cancel, backoff.step()).await {
-                        return;
-                    }
-                    continue;
-                }
-            },
-        };
-        let mut pipe = redis::pipe();
-        for m in &batch {
-            pipe.publish(&*m.channel, &m.payload).ignore();
+                Ok(Err(e)) => failure = Some(format!("connect failed: {}", e.kind_name())),
+                Err(_) => failure = Some("connect timed out".into()),
+            }
         }
-        match tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(connection)).await {
-            Ok(Ok(())) => {
-                let n = batch.len() as u64;
-                let tick_count = batch.iter().filter(|m| *m.channel == *ticks).count() as u64;
-                stats.published.fetch_add(n, Ordering::Relaxed);
-                stats
-                    .ticks_published
-                    .fetch_add(tick_count, Ordering::Relaxed);
-                batch.clear();
-                backoff = self::backoff();
+        if let Some(connection) = conn.as_mut() {
+            let mut pipe = redis::pipe();
+            for m in &batch {
+                pipe.publish(&*m.channel, &m.payload).ignore();
             }
-            Ok(Err(e)) => {
-                conn = None;
-                fail(
-                    &stats,
-                    &mut down_since,
-                    &format!("publish failed: {}", e.kind_name()),
-                );
-                if wait(&cancel, backoff.step()).await {
-                    return;
+            match tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(connection)).await {
+                Ok(Ok(())) => {
+                    let tick_count = batch.iter().filter(|m| *m.channel == *ticks).count() as u64;
+                    stats
+                        .published
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    stats
+                        .ticks_published
+                        .fetch_add(tick_count, Ordering::Relaxed);
+                    batch.clear();
+                    backoff = self::backoff();
                 }
+                Ok(Err(e)) => failure = Some(format!("publish failed: {}", e.kind_name())),
+                Err(_) => failure = Some("publish timed out".into()),
             }
-            Err(_) => {
-                conn = None;
-                fail(&stats, &mut down_since, "publish timed out");
-                if wait(&cancel, backoff.step()).await {
-                    return;
-                }
+        }
+        // Any failure: drop the connection, keep the batch, retry after a delay.
+        if let Some(what) = failure.take() {
+            conn = None;
+            fail(&stats, &mut down_since, &what);
+            if wait(&cancel, backoff.step()).await {
+                return;
             }
         }
     }

@@ -26,6 +26,11 @@ pub struct PluginCtx {
     pub(super) label: String,
     /// Log lines written during the current call.
     pub(super) logs_this_call: u32,
+    /// CPU time of the calling thread when the current call started
+    /// (`cpu_time::ThreadTime` itself is not `Send`; stores move threads).
+    pub(super) call_started: Option<std::time::Duration>,
+    /// CPU time one call may use.
+    pub(super) deadline: std::time::Duration,
     /// The guest's stderr, kept in memory so a trap can quote the panic
     /// message. Never forwarded anywhere else.
     stderr: MemoryOutputPipe,
@@ -35,7 +40,7 @@ impl PluginCtx {
     /// A context with an empty WASI context (no preopened directories, no
     /// network, no environment, no arguments, no inherited stdio; stderr is
     /// captured into a small buffer) and a memory cap.
-    pub fn new(label: String, memory_limit: usize) -> Self {
+    pub fn new(label: String, memory_limit: usize, deadline: std::time::Duration) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         PluginCtx {
             // WasiCtx::builder() starts empty: nothing is inherited. Clocks
@@ -51,6 +56,8 @@ impl PluginCtx {
             limiter: MemoryCap::new(memory_limit),
             label,
             logs_this_call: 0,
+            call_started: None,
+            deadline,
         }
     }
 }

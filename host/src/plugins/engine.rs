@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 use super::bindings::tickstock::plugins as wit;
 use super::cache::{CacheOutcome, CompiledCache};
@@ -24,7 +24,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Limits applied to every plugin call.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Longest a single call may run before it is stopped.
+    /// CPU time a single call may use before it is stopped. Counted in CPU
+    /// time of the calling thread, not wall time, so a busy machine that
+    /// preempts the thread never causes a false deadline.
     pub deadline: Duration,
     /// Largest linear memory a plugin instance may have.
     pub memory_bytes: usize,
@@ -172,11 +174,31 @@ impl PluginEngine {
     pub(super) fn new_store(&self, label: String) -> Store<PluginCtx> {
         let mut store = Store::new(
             &self.engine,
-            PluginCtx::new(label, self.limits.memory_bytes),
+            PluginCtx::new(label, self.limits.memory_bytes, self.limits.deadline),
         );
         store.limiter(|ctx| &mut ctx.limiter);
-        store.epoch_deadline_trap();
+        // The epoch says when to look; the thread's CPU time says whether
+        // the call really used its budget (it may have been preempted).
+        store.epoch_deadline_callback(|ctx| {
+            let data = ctx.data();
+            let used = data
+                .call_started
+                .map(|start| {
+                    cpu_time::ThreadTime::now()
+                        .as_duration()
+                        .saturating_sub(start)
+                })
+                .unwrap_or(Duration::MAX);
+            if used >= data.deadline {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            let left = data.deadline - used;
+            Ok(UpdateDeadline::Continue(
+                (left.as_millis() as u64 / EPOCH_TICK.as_millis() as u64).max(1),
+            ))
+        });
         // Deadlines start at 0: arm one before instantiation runs any code.
+        store.data_mut().call_started = Some(cpu_time::ThreadTime::now().as_duration());
         store.set_epoch_deadline(self.limits.deadline_ticks());
         store
     }

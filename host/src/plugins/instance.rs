@@ -1,6 +1,7 @@
-//! One live plugin instance: a store, its instance, and the call discipline
-//! every plugin call goes through (deadline armed, errors classified, a
-//! broken instance replaced by a fresh one).
+//! One live plugin instance ([`Plugin`]): a store, its instance, and the
+//! call discipline every plugin call goes through (deadline armed, errors
+//! classified, a broken instance replaced by a fresh one). The world's own
+//! calls are in `normalizer.rs` and `health.rs`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,10 +13,15 @@ use super::bindings::PluginInfo;
 use super::ctx::PluginCtx;
 use super::engine::{LoadedComponent, PluginEngine};
 use super::error::{CallError, LoadError};
+use super::kind::PluginKind;
 use super::stats::CallStats;
 
-/// How a world's typed exports are found in a fresh instance.
-pub(super) trait WorldExports: Sized {
+/// A plugin world as the host calls it: implemented for the two generated
+/// export types (`normalize::Guest`, `health_metrics::Guest`).
+pub trait World: Sized {
+    /// The kind of plugin that implements this world.
+    const KIND: PluginKind;
+
     /// Resolves the exports in `instance`.
     fn load(
         component: &LoadedComponent,
@@ -27,29 +33,35 @@ pub(super) trait WorldExports: Sized {
     fn info(&self, store: &mut Store<PluginCtx>) -> wasmtime::Result<PluginInfo>;
 }
 
-/// A live instance of a component of world `W`.
-pub(super) struct Live<W> {
+/// A live, long-lived instance of a component of world `W`: create it once
+/// and call it per frame or batch. See [`super::NormalizerPlugin`] and
+/// [`super::HealthPlugin`].
+pub struct Plugin<W> {
     engine: PluginEngine,
     component: Arc<LoadedComponent>,
     store: Store<PluginCtx>,
     exports: W,
     info: PluginInfo,
     label: String,
-    /// Times the instance was replaced after a failure.
-    pub(super) restarts: u64,
+    restarts: u64,
     stats: Arc<CallStats>,
 }
 
-impl<W: WorldExports> Live<W> {
-    /// Instantiates `component` and reads its name and version.
-    pub(super) fn new(
-        engine: &PluginEngine,
-        component: Arc<LoadedComponent>,
-    ) -> Result<Self, LoadError> {
+impl<W: World> Plugin<W> {
+    /// Instantiates a loaded component of this world's kind and reads its
+    /// name and version.
+    pub fn new(engine: &PluginEngine, component: Arc<LoadedComponent>) -> Result<Self, LoadError> {
+        if component.kind != W::KIND {
+            return Err(LoadError::WrongKind {
+                expected: W::KIND.as_str(),
+                found: component.kind.as_str(),
+                export: component.kind.export_interface().to_string(),
+            });
+        }
         let provisional = format!("{} plugin", component.kind);
         let (store, exports) = instantiate::<W>(engine, &component, provisional)
             .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
-        let mut live = Live {
+        let mut live = Plugin {
             engine: engine.clone(),
             component,
             store,
@@ -72,23 +84,28 @@ impl<W: WorldExports> Live<W> {
     }
 
     /// The plugin's self-reported name and version.
-    pub(super) fn info(&self) -> &PluginInfo {
+    pub fn info(&self) -> &PluginInfo {
         &self.info
     }
 
     /// `name@version`.
-    pub(super) fn label(&self) -> &str {
+    pub fn label(&self) -> &str {
         &self.label
     }
 
     /// Call counters and latency of this instance.
-    pub(super) fn stats(&self) -> &Arc<CallStats> {
+    pub fn stats(&self) -> &Arc<CallStats> {
         &self.stats
     }
 
     /// The component this instance runs.
-    pub(super) fn component(&self) -> &Arc<LoadedComponent> {
+    pub fn component(&self) -> &Arc<LoadedComponent> {
         &self.component
+    }
+
+    /// How many times the instance was replaced after a failure.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
     }
 
     /// Runs one call under the deadline. On failure the instance is
@@ -101,6 +118,7 @@ impl<W: WorldExports> Live<W> {
         self.store
             .set_epoch_deadline(self.engine.limits().deadline_ticks());
         self.store.data_mut().logs_this_call = 0;
+        self.store.data_mut().call_started = Some(cpu_time::ThreadTime::now().as_duration());
         let start = Instant::now();
         match f(&self.exports, &mut self.store) {
             Ok(value) => {
@@ -161,7 +179,7 @@ impl<W: WorldExports> Live<W> {
     }
 }
 
-fn instantiate<W: WorldExports>(
+fn instantiate<W: World>(
     engine: &PluginEngine,
     component: &LoadedComponent,
     label: String,

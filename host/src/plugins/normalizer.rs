@@ -1,20 +1,19 @@
-//! A live normalizer plugin: one raw Massive frame in, ticks with their wire
+//! The normalizer world: one raw Massive frame in, ticks with their wire
 //! payloads (and what was skipped) out.
-
-use std::sync::Arc;
 
 use wasmtime::component::Instance;
 use wasmtime::Store;
 
 use super::bindings::{normalize, Normalized, PluginInfo};
 use super::ctx::PluginCtx;
-use super::engine::{LoadedComponent, PluginEngine};
-use super::error::{CallError, LoadError};
-use super::instance::{Live, WorldExports};
+use super::engine::LoadedComponent;
+use super::error::CallError;
+use super::instance::{Plugin, World};
 use super::kind::PluginKind;
-use super::stats::CallStats;
 
-impl WorldExports for normalize::Guest {
+impl World for normalize::Guest {
+    const KIND: PluginKind = PluginKind::Normalizer;
+
     fn load(
         component: &LoadedComponent,
         store: &mut Store<PluginCtx>,
@@ -40,54 +39,12 @@ impl WorldExports for normalize::Guest {
 /// assert_eq!(out.ticks.len(), 1);
 /// # Ok(()) }
 /// ```
-pub struct NormalizerPlugin {
-    live: Live<normalize::Guest>,
-}
+pub type NormalizerPlugin = Plugin<normalize::Guest>;
 
-impl NormalizerPlugin {
-    /// Instantiates a loaded normalizer component.
-    pub fn new(engine: &PluginEngine, component: Arc<LoadedComponent>) -> Result<Self, LoadError> {
-        if component.kind != PluginKind::Normalizer {
-            return Err(LoadError::WrongKind {
-                expected: "normalizer",
-                found: component.kind.as_str(),
-                export: component.kind.export_interface().to_string(),
-            });
-        }
-        Ok(NormalizerPlugin {
-            live: Live::new(engine, component)?,
-        })
-    }
-
+impl Plugin<normalize::Guest> {
     /// Normalizes one frame. On error the instance has been replaced and the
     /// next call is served by a fresh one.
     pub fn normalize_frame(&mut self, frame: &str) -> Result<Normalized, CallError> {
-        self.live
-            .call(|exports, store| exports.call_normalize_frame(store, frame))
-    }
-
-    /// The plugin's name and version.
-    pub fn info(&self) -> &PluginInfo {
-        self.live.info()
-    }
-
-    /// `name@version`.
-    pub fn label(&self) -> &str {
-        self.live.label()
-    }
-
-    /// The component behind this instance.
-    pub fn component(&self) -> &Arc<LoadedComponent> {
-        self.live.component()
-    }
-
-    /// Call counters and latency of this instance.
-    pub fn stats(&self) -> &Arc<CallStats> {
-        self.live.stats()
-    }
-
-    /// How many times the instance was replaced after a failure.
-    pub fn restarts(&self) -> u64 {
-        self.live.restarts
+        self.call(|exports, store| exports.call_normalize_frame(store, frame))
     }
 }

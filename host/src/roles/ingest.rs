@@ -53,30 +53,15 @@ impl Ingest {
         feed: Arc<FeedStats>,
         cancel: CancellationToken,
     ) -> anyhow::Result<Ingest> {
-        let component = super::load_plugin(engine, &config.plugins, PluginKind::Normalizer).await?;
-        let normalizer = {
-            let engine = engine.clone();
-            let component = component.clone();
-            tokio::task::spawn_blocking(move || NormalizerPlugin::new(&engine, component))
-                .await
-                .context("normalizer loader thread")??
-        };
-        tracing::info!(plugin = %normalizer.label(), "normalizer ready");
-        let source = super::plugin_source(&config.plugins, PluginKind::Normalizer);
-        super::register(
+        let (normalizer, component): (NormalizerPlugin, _) = super::start_plugin(
+            config,
+            engine,
             registry,
-            &component,
-            normalizer.info(),
-            normalizer.stats().clone(),
-            source,
-            "loaded",
-        );
-        super::report_plugin(
-            bus.clone(),
-            registry.clone(),
+            bus,
             PluginKind::Normalizer,
-            cancel.clone(),
-        );
+            &cancel,
+        )
+        .await?;
 
         let (url, key, simulator) = match &config.api_key {
             Some(key) => (config.massive_url.clone(), key.clone(), None),

@@ -19,8 +19,8 @@ pub use run::{run_all, run_dashboard, run_ingest, run_process, Host};
 use crate::bus::{Bus, Channels};
 use crate::config::{Config, PluginSources};
 use crate::plugins::{
-    embedded, ActivePlugin, CallStats, LoadedComponent, PluginEngine, PluginInfo, PluginKind,
-    PluginRegistry,
+    embedded, ActivePlugin, CallStats, LoadedComponent, Plugin, PluginEngine, PluginInfo,
+    PluginKind, PluginRegistry, World,
 };
 
 /// The bus the configuration asks for: Redis with a URL, else in-process.
@@ -117,8 +117,40 @@ pub fn plugin_source(sources: &PluginSources, kind: PluginKind) -> String {
         .unwrap_or_else(|| "embedded".into())
 }
 
+/// Loads the role's plugin of `kind`, instantiates it off the async
+/// threads, records it as active and starts publishing its status.
+pub async fn start_plugin<W: World + Send + 'static>(
+    config: &Config,
+    engine: &PluginEngine,
+    registry: &Arc<PluginRegistry>,
+    bus: &Bus,
+    kind: PluginKind,
+    cancel: &CancellationToken,
+) -> anyhow::Result<(Plugin<W>, Arc<LoadedComponent>)> {
+    let component = load_plugin(engine, &config.plugins, kind).await?;
+    let plugin = {
+        let engine = engine.clone();
+        let component = component.clone();
+        tokio::task::spawn_blocking(move || Plugin::<W>::new(&engine, component))
+            .await
+            .context("plugin loader thread")??
+    };
+    tracing::info!(plugin = %plugin.label(), %kind, "plugin ready");
+    let source = plugin_source(&config.plugins, kind);
+    register(
+        registry,
+        &component,
+        plugin.info(),
+        plugin.stats().clone(),
+        source,
+        "loaded",
+    );
+    report_plugin(bus.clone(), registry.clone(), kind, cancel.clone());
+    Ok((plugin, component))
+}
+
 /// Records a freshly loaded plugin as active.
-pub fn register(
+fn register(
     registry: &PluginRegistry,
     component: &LoadedComponent,
     info: &PluginInfo,
@@ -144,7 +176,7 @@ pub fn register(
 
 /// Publishes the active plugin of `kind` on `PREFIX:plugins` every two
 /// seconds (name, version, calls, errors, latency), for the dashboard.
-pub fn report_plugin(
+fn report_plugin(
     bus: Bus,
     registry: Arc<PluginRegistry>,
     kind: PluginKind,

@@ -127,30 +127,8 @@ impl Process {
         feed: Option<Arc<FeedStats>>,
         cancel: CancellationToken,
     ) -> anyhow::Result<Process> {
-        let component = super::load_plugin(engine, &config.plugins, PluginKind::Health).await?;
-        let plugin = {
-            let engine = engine.clone();
-            let component = component.clone();
-            tokio::task::spawn_blocking(move || HealthPlugin::new(&engine, component))
-                .await
-                .context("health loader thread")??
-        };
-        tracing::info!(plugin = %plugin.label(), "health plugin ready");
-        let source = super::plugin_source(&config.plugins, PluginKind::Health);
-        super::register(
-            registry,
-            &component,
-            plugin.info(),
-            plugin.stats().clone(),
-            source,
-            "loaded",
-        );
-        super::report_plugin(
-            bus.clone(),
-            registry.clone(),
-            PluginKind::Health,
-            cancel.clone(),
-        );
+        let (plugin, component): (HealthPlugin, _) =
+            super::start_plugin(config, engine, registry, bus, PluginKind::Health, &cancel).await?;
         let (cmd_tx, cmd_rx) = mpsc::channel(256);
         let swap_tx = cmd_tx.clone();
         let stats = Arc::new(ProcessStats::default());
