@@ -85,7 +85,8 @@ fn main() {
     let mut swap_times = Vec::new();
     for i in 0..50 {
         let component = if i % 2 == 0 { v2.clone() } else { v1.clone() };
-        let plugin = NormalizerPlugin::new(&engine, component).unwrap();
+        let mut plugin = NormalizerPlugin::new(&engine, component).unwrap();
+        plugin.warm_up().unwrap(); // as the plugin manager does
         let (done, rx) = tokio::sync::oneshot::channel();
         let sent = Instant::now();
         input.control.send(Swap { plugin, done }).unwrap();

@@ -297,7 +297,10 @@ impl PluginManager {
                         let mut probe = NormalizerPlugin::new(&engine, component.clone())?;
                         check_normalizer(&mut probe, Strictness::Superset)
                             .map_err(|p| InstallError::Conformance(p.join("; ")))?;
-                        Ok(NormalizerPlugin::new(&engine, component)?)
+                        let mut live = NormalizerPlugin::new(&engine, component)?;
+                        // Its first live frame should not pay for first-touch set-up.
+                        let _ = live.warm_up();
+                        Ok(live)
                     },
                 )
                 .await

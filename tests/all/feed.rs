@@ -318,3 +318,44 @@ async fn simulator_speaks_the_protocol() {
     assert!(evicted, "the first connection was not told max_connections");
     assert_eq!(SimulatorStats::get(&sim.stats().evictions), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_process_exits_non_zero_on_a_wrong_key_without_leaking_it() {
+    let mut cfg = config(5, 100.0, 1);
+    cfg.key = Some("the-right-key".into());
+    let sim = helpers::simulator(cfg).await;
+    let url = sim.url();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = helpers::tickstock_bin()
+            .env("MASSIVE_API_KEY", "wrong-key-987654")
+            .args(["ingest", "--massive-url", &url, "--symbols", "AAPL,MSFT"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("ingest kept running after auth_failed");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success(), "exit status {}", out.status);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("authentication failed"), "{text}");
+    assert!(!text.contains("wrong-key-987654"), "the key leaked: {text}");
+    assert_eq!(
+        SimulatorStats::get(&sim.stats().auth_failed),
+        1,
+        "no retry after auth_failed"
+    );
+}

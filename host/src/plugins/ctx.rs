@@ -26,9 +26,9 @@ pub struct PluginCtx {
     pub(super) label: String,
     /// Log lines written during the current call.
     pub(super) logs_this_call: u32,
-    /// CPU time of the calling thread when the current call started
-    /// (`cpu_time::ThreadTime` itself is not `Send`; stores move threads).
-    pub(super) call_started: Option<std::time::Duration>,
+    /// CPU time of the calling thread at the last deadline check of the
+    /// current call (`None` until the first check; reset by every call).
+    pub(super) cpu_checkpoint: Option<std::time::Duration>,
     /// CPU time one call may use.
     pub(super) deadline: std::time::Duration,
     /// The guest's stderr, kept in memory so a trap can quote the panic
@@ -56,7 +56,7 @@ impl PluginCtx {
             limiter: MemoryCap::new(memory_limit),
             label,
             logs_this_call: 0,
-            call_started: None,
+            cpu_checkpoint: None,
             deadline,
         }
     }

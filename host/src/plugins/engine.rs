@@ -24,9 +24,10 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Limits applied to every plugin call.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// CPU time a single call may use before it is stopped. Counted in CPU
-    /// time of the calling thread, not wall time, so a busy machine that
-    /// preempts the thread never causes a false deadline.
+    /// Time a single call may run. A call past it is stopped once it has
+    /// also used most of another deadline's worth of CPU on its thread, so a
+    /// loop stops after about two deadlines while a call that was merely
+    /// preempted on a busy machine is not stopped.
     pub deadline: Duration,
     /// Largest linear memory a plugin instance may have.
     pub memory_bytes: usize,
@@ -178,27 +179,30 @@ impl PluginEngine {
         );
         store.limiter(|ctx| &mut ctx.limiter);
         // The epoch says when to look; the thread's CPU time says whether
-        // the call really used its budget (it may have been preempted).
-        store.epoch_deadline_callback(|ctx| {
-            let data = ctx.data();
-            let used = data
-                .call_started
-                .map(|start| {
-                    cpu_time::ThreadTime::now()
-                        .as_duration()
-                        .saturating_sub(start)
-                })
-                .unwrap_or(Duration::MAX);
-            if used >= data.deadline {
+        // the call really used its budget. At the first expiry the CPU
+        // clock is read and the deadline extended once; at the next, the
+        // call is stopped only if the thread ran for most of that window
+        // (a preempted call is not). A loop is stopped after about two
+        // deadlines, and calls that finish in time never read the clock.
+        let ticks = self.limits.deadline_ticks();
+        store.epoch_deadline_callback(move |mut ctx| {
+            let now = cpu_time::ThreadTime::try_now()
+                .map(|t| t.as_duration())
+                .ok();
+            let data = ctx.data_mut();
+            let ran = match (data.cpu_checkpoint, now) {
+                (Some(before), Some(now)) => now.saturating_sub(before),
+                (None, Some(_)) => Duration::ZERO,
+                // No CPU clock: fall back to wall time.
+                (_, None) => Duration::MAX,
+            };
+            if ran >= data.deadline.mul_f64(0.9) {
                 return Ok(UpdateDeadline::Interrupt);
             }
-            let left = data.deadline - used;
-            Ok(UpdateDeadline::Continue(
-                (left.as_millis() as u64 / EPOCH_TICK.as_millis() as u64).max(1),
-            ))
+            data.cpu_checkpoint = now;
+            Ok(UpdateDeadline::Continue(ticks))
         });
         // Deadlines start at 0: arm one before instantiation runs any code.
-        store.data_mut().call_started = Some(cpu_time::ThreadTime::now().as_duration());
         store.set_epoch_deadline(self.limits.deadline_ticks());
         store
     }

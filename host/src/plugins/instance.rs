@@ -118,7 +118,7 @@ impl<W: World> Plugin<W> {
         self.store
             .set_epoch_deadline(self.engine.limits().deadline_ticks());
         self.store.data_mut().logs_this_call = 0;
-        self.store.data_mut().call_started = Some(cpu_time::ThreadTime::now().as_duration());
+        self.store.data_mut().cpu_checkpoint = None;
         let start = Instant::now();
         match f(&self.exports, &mut self.store) {
             Ok(value) => {

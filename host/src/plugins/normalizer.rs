@@ -47,4 +47,12 @@ impl Plugin<normalize::Guest> {
     pub fn normalize_frame(&mut self, frame: &str) -> Result<Normalized, CallError> {
         self.call(|exports, store| exports.call_normalize_frame(store, frame))
     }
+
+    /// Runs one representative frame through a fresh instance, so its first
+    /// real frame does not pay for first-touch memory and lazy set-up (the
+    /// hot-swap path calls this before going live).
+    pub fn warm_up(&mut self) -> Result<(), CallError> {
+        const FRAME: &str = r#"[{"ev":"status","status":"success","message":"warm-up"},{"ev":"T","sym":"WARM","x":4,"i":"1","z":3,"p":100.25,"s":100,"c":[12],"t":1700000000000,"q":1},{"ev":"AM","sym":"WARM","v":10,"c":1.5,"e":1700000060000}]"#;
+        self.normalize_frame(FRAME).map(|_| ())
+    }
 }

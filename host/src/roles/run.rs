@@ -142,33 +142,59 @@ pub async fn run_all(config: Config) -> anyhow::Result<()> {
     host.wait().await
 }
 
-/// `tickstock ingest`.
+/// `tickstock ingest`. With `--plugin-dir`, new normalizer versions
+/// dropped there are validated and hot-swapped.
 pub async fn run_ingest(config: Config) -> anyhow::Result<()> {
     let cancel = super::shutdown_signal();
     let bus = super::bus(&config)?;
     let engine = super::engine(&config)?;
-    let ingest = Ingest::start(
-        &config,
-        &bus,
-        &engine,
-        &PluginRegistry::new(),
-        Arc::new(FeedStats::default()),
-        cancel,
-    )
-    .await?;
+    let registry = PluginRegistry::new();
+    let feed = Arc::new(FeedStats::default());
+    let ingest = Ingest::start(&config, &bus, &engine, &registry, feed, cancel.clone()).await?;
+    if let Some(dir) = &config.plugins.dir {
+        let manager = PluginManager::new(
+            engine,
+            registry,
+            bus.clone(),
+            Some(ingest.swaps.clone()),
+            None,
+            AutoRollback::default(),
+        );
+        manager.started_with(
+            ingest.component.clone(),
+            super::plugin_source(&config.plugins, PluginKind::Normalizer),
+        );
+        manager.watch_dir(dir.clone(), cancel);
+    }
     let result = ingest.wait().await;
     bus.flush(std::time::Duration::from_secs(2)).await;
     bus.shutdown();
     result
 }
 
-/// `tickstock process`.
+/// `tickstock process`. With `--plugin-dir`, new health versions dropped
+/// there are validated and hot-swapped.
 pub async fn run_process(config: Config) -> anyhow::Result<()> {
     let cancel = super::shutdown_signal();
     let bus = super::bus(&config)?;
     let engine = super::engine(&config)?;
-    let process =
-        Process::start(&config, &bus, &engine, &PluginRegistry::new(), None, cancel).await?;
+    let registry = PluginRegistry::new();
+    let process = Process::start(&config, &bus, &engine, &registry, None, cancel.clone()).await?;
+    if let Some(dir) = &config.plugins.dir {
+        let manager = PluginManager::new(
+            engine,
+            registry,
+            bus.clone(),
+            None,
+            Some(process.health.clone()),
+            AutoRollback::default(),
+        );
+        manager.started_with(
+            process.component.clone(),
+            super::plugin_source(&config.plugins, PluginKind::Health),
+        );
+        manager.watch_dir(dir.clone(), cancel);
+    }
     process.wait().await.context("process role")?;
     bus.shutdown();
     Ok(())
