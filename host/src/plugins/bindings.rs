@@ -17,9 +17,9 @@ wasmtime::component::bindgen!({
     world: "tickstock:host/plugins",
 });
 
-pub use exports::tickstock::plugins::health_metrics;
-pub use exports::tickstock::plugins::normalize;
-pub use tickstock::plugins::types::{
+pub use self::exports::tickstock::plugins::health_metrics;
+pub use self::exports::tickstock::plugins::normalize;
+pub use self::tickstock::plugins::types::{
     EventKind, HealthReport, HealthStatus, HostState, LogLevel, Metric, MetricValue, Normalized,
     NormalizedTick, PluginInfo, SkipReason, Skipped, Tick,
 };
