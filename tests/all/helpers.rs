@@ -438,3 +438,12 @@ pub fn tickstock_bin() -> std::process::Command {
         .env("RUST_LOG", "info");
     cmd
 }
+
+/// A private Redis, the channel names of a fresh prefix for `test`, and a
+/// consumer already subscribed to all of them.
+pub async fn redis_and_consumer(test: &str) -> (RedisServer, tickstock::bus::Channels, Consumer) {
+    let redis = RedisServer::start();
+    let prefix = prefix(test);
+    let consumer = Consumer::start(&redis.url(), &prefix).await;
+    (redis, tickstock::bus::Channels::new(prefix), consumer)
+}

@@ -253,12 +253,9 @@ async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_swaps_under_load_deliver_every_tick_exactly_once_in_order() {
-    let redis = RedisServer::start();
+    let (redis, ch, consumer) = helpers::redis_and_consumer("swaps").await;
     let sim = simulator(2_000.0, &SYMBOLS).await;
-    let prefix = helpers::prefix("swaps");
-    let ch = Channels::new(prefix.clone());
-    let consumer = Consumer::start(&redis.url(), &prefix).await;
-    let (host, cancel) = host_with(&sim, &prefix, Some(redis.url()), &SYMBOLS).await;
+    let (host, cancel) = host_with(&sim, ch.prefix(), Some(redis.url()), &SYMBOLS).await;
     wait_until("ticks flowing", SECS, || consumer.count(&ch.ticks()) > 200).await;
 
     let versions = [
@@ -409,12 +406,9 @@ async fn health_state_survives_a_swap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trapping_version_dead_letters_its_frames_and_is_rolled_back() {
-    let redis = RedisServer::start();
+    let (redis, ch, consumer) = helpers::redis_and_consumer("trap").await;
     let sim = simulator(1_000.0, &SYMBOLS).await;
-    let prefix = helpers::prefix("trap");
-    let ch = Channels::new(prefix.clone());
-    let consumer = Consumer::start(&redis.url(), &prefix).await;
-    let (host, cancel) = host_with(&sim, &prefix, Some(redis.url()), &SYMBOLS).await;
+    let (host, cancel) = host_with(&sim, ch.prefix(), Some(redis.url()), &SYMBOLS).await;
     wait_until("ticks flowing", SECS, || consumer.count(&ch.ticks()) > 100).await;
 
     let (code, reply) = post(

@@ -22,11 +22,13 @@ fn rfc3339(v: &serde_json::Value) -> chrono::DateTime<chrono::FixedOffset> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_channel_matches_the_contract_and_schemas() {
-    let redis = RedisServer::start();
-    let prefix = helpers::prefix("contract");
-    let ch = Channels::new(prefix.clone());
-    let consumer = Consumer::start(&redis.url(), &prefix).await;
-    let config = helpers::config(&prefix, Some(redis.url()), 12, Duration::from_millis(1000));
+    let (_redis, ch, consumer) = helpers::redis_and_consumer("contract").await;
+    let config = helpers::config(
+        ch.prefix(),
+        Some(_redis.url()),
+        12,
+        Duration::from_millis(1000),
+    );
     let cancel = CancellationToken::new();
     let host = Host::start(&config, cancel.clone()).await.unwrap();
     wait_until("two health events and ticks", SECS, || {
@@ -119,11 +121,13 @@ async fn every_channel_matches_the_contract_and_schemas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_health_event_per_interval_matching_the_published_ticks() {
-    let redis = RedisServer::start();
-    let prefix = helpers::prefix("cadence");
-    let ch = Channels::new(prefix.clone());
-    let consumer = Consumer::start(&redis.url(), &prefix).await;
-    let config = helpers::config(&prefix, Some(redis.url()), 40, Duration::from_millis(1000));
+    let (_redis, ch, consumer) = helpers::redis_and_consumer("cadence").await;
+    let config = helpers::config(
+        ch.prefix(),
+        Some(_redis.url()),
+        40,
+        Duration::from_millis(1000),
+    );
     let cancel = CancellationToken::new();
     let host = Host::start(&config, cancel.clone()).await.unwrap();
     wait_until("six health events", SECS, || {
@@ -290,10 +294,8 @@ impl Drop for Role {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_and_process_restart_independently_and_sigterm_stops_the_session() {
-    let redis = RedisServer::start();
-    let prefix = helpers::prefix("roles");
-    let ch = Channels::new(prefix.clone());
-    let consumer = Consumer::start(&redis.url(), &prefix).await;
+    let (redis, ch, consumer) = helpers::redis_and_consumer("roles").await;
+    let prefix = ch.prefix().to_string();
     let _ingest = Role::spawn("ingest", &redis.url(), &prefix, &[]);
     let mut process = Role::spawn(
         "process",
