@@ -11,7 +11,7 @@ use tickstock::roles::Host;
 use tickstock::simulator::{Simulator, SimulatorConfig, SimulatorStats};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{self, guests, wait_until, Consumer, RedisServer};
+use crate::helpers::{self, guests, wait_until};
 
 const SECS: Duration = Duration::from_secs(30);
 const TOKEN: &str = "s3cret-admin-token";
