@@ -359,3 +359,44 @@ async fn the_ingest_process_exits_non_zero_on_a_wrong_key_without_leaking_it() {
         "no retry after auth_failed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_socket_is_declared_dead_and_replaced() {
+    // A server that completes the handshake, then never sends another byte
+    // (it does not even read, so pings go unanswered).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/stocks", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::Relaxed);
+            let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+            ws.send(Message::text(
+                r#"[{"ev":"status","status":"connected","message":"Connected Successfully"}]"#,
+            ))
+            .await
+            .unwrap();
+            ws.next().await; // the auth
+            ws.send(Message::text(
+                r#"[{"ev":"status","status":"auth_success","message":"authenticated"}]"#,
+            ))
+            .await
+            .unwrap();
+            held.push(ws); // silent from now on
+        }
+    });
+    let mut timing = helpers::fast_timing();
+    timing.ping_every = Duration::from_millis(100);
+    timing.read_deadline = Duration::from_millis(400);
+    let feed = helpers::feed(&url, "k", vec!["T.AAPL".into()], timing, 16, 16);
+    let stats = feed.stats.clone();
+    wait_until("the silent session is replaced", SECS, || {
+        FeedStats::get(&stats.authenticated) >= 2
+    })
+    .await;
+    assert!(accepted.load(Ordering::Relaxed) >= 2);
+    assert!(FeedStats::get(&stats.reconnects) >= 1);
+    feed.cancel.cancel();
+}
