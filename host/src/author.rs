@@ -14,7 +14,8 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::cli::PluginAction;
-use crate::plugins::{embedded, Limits, NormalizerPlugin, PluginEngine, PluginKind};
+use crate::plugins::conformance::{check_health, check_normalizer, Strictness};
+use crate::plugins::{embedded, HealthPlugin, Limits, NormalizerPlugin, PluginEngine, PluginKind};
 
 /// Runs a `plugin` subcommand; returns the process exit code.
 pub fn run(action: PluginAction) -> anyhow::Result<std::process::ExitCode> {
@@ -41,25 +42,36 @@ fn check(
         .load(kind, &bytes)
         .with_context(|| format!("{} is refused as a {kind} plugin", file.display()))?;
     let loaded = Arc::new(loaded);
-    let info = match kind {
-        PluginKind::Normalizer => NormalizerPlugin::new(engine, loaded.clone())?
-            .info()
-            .clone(),
-        PluginKind::Health => crate::plugins::HealthPlugin::new(engine, loaded.clone())?
-            .info()
-            .clone(),
+    // The same conformance check the host runs before a hot swap.
+    let (info, conformance) = match kind {
+        PluginKind::Normalizer => {
+            let mut plugin = NormalizerPlugin::new(engine, loaded.clone())?;
+            let result = check_normalizer(&mut plugin, Strictness::Superset).map(|_| ());
+            (plugin.info().clone(), result)
+        }
+        PluginKind::Health => {
+            let mut plugin = HealthPlugin::new(engine, loaded.clone())?;
+            let result = check_health(&mut plugin);
+            (plugin.info().clone(), result)
+        }
     };
+    let problems = conformance.err().unwrap_or_default();
     let out = json!({
-        "ok": true,
+        "ok": problems.is_empty(),
         "kind": kind,
         "name": info.name,
         "version": info.version,
         "wit_version": loaded.wit_version,
         "sha256": loaded.sha256,
         "size": loaded.size,
+        "conformance_problems": problems,
     });
     println!("{out}");
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(if problems.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
 }
 
 fn normalize(

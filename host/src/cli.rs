@@ -206,7 +206,7 @@ pub struct PluginArgs {
 /// Plugin-author tools.
 #[derive(Debug, Subcommand, Clone)]
 pub enum PluginAction {
-    /// Load a component exactly as the host would and print what it is, or why it is refused.
+    /// Load a component exactly as the host would, run the conformance check a hot swap runs, and print what it is or why it would be refused (non-zero exit).
     Check {
         /// `normalizer` or `health`.
         kind: PluginKind,

@@ -122,3 +122,72 @@ fn malformed_input_is_reported_never_fatal() {
         assert!(!out.skipped.is_empty(), "{junk:?} was silently dropped");
     }
 }
+
+/// The plugin-author harness: `tickstock plugin check` and `plugin normalize`.
+#[test]
+fn the_author_tools_check_and_run_a_component() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.wasm");
+    std::fs::write(&good, crate::helpers::guests::normalizer_next()).unwrap();
+    let bad = dir.path().join("bad.wasm");
+    std::fs::write(&bad, crate::helpers::guests::misbehave()).unwrap();
+
+    let out = crate::helpers::tickstock_bin()
+        .args(["plugin", "check", "normalizer"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["version"], "1.1.0");
+
+    let out = crate::helpers::tickstock_bin()
+        .args(["plugin", "check", "normalizer"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a component failing conformance passed the check"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!report["conformance_problems"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    let out = crate::helpers::tickstock_bin()
+        .args(["plugin", "check", "health"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("this is a normalizer plugin"));
+
+    let mut child = crate::helpers::tickstock_bin()
+        .args(["plugin", "normalize", "--component"])
+        .arg(&good)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"[{\"ev\":\"T\",\"sym\":\"AAPL\",\"p\":1.5,\"s\":10,\"t\":1,\"q\":9}]\nnot json\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["ticks"][0]["sequence"], 9);
+    assert_eq!(lines[1]["skipped"][0]["reason"], "malformed");
+}
