@@ -2,11 +2,23 @@
 //!
 //! One tick's path, module by module:
 //!
-//! - [`plugins`] — the WebAssembly plugin runtime (normalizer and health
-//!   components behind the WIT contract in `wit/`).
-//! - [`cli`] and [`app`] — the command line and dispatch to a role.
-//! - [`author`] — `tickstock plugin ...`, tools for plugin authors.
-//! - [`telemetry`] — logging.
+//! 1. [`feed`] — the Massive WebSocket client reads a frame and queues it
+//!    (bounded; drops are counted, the reader never waits). Without an API
+//!    key, [`simulator`] serves a Massive-protocol market on loopback.
+//! 2. [`pipeline`] — a thread owning the normalizer component turns each
+//!    frame into ticks with their wire payloads ([`plugins`] is the
+//!    WebAssembly runtime: engine, limits, cache, contract checks).
+//! 3. [`roles::ingest`] publishes each payload on `PREFIX:market:ticks`
+//!    through the [`bus`] (Redis or in-process).
+//! 4. [`roles::process`] feeds the ticks to the health component and
+//!    publishes the session and health events of [`events`].
+//! 5. [`roles::dashboard`] keeps the latest state; [`web`] serves the
+//!    status API, the page and its WebSocket, metrics and the admin API.
+//!
+//! Around them: [`config`] (flags, env, TOML), [`universe`] (symbol lists),
+//! [`manager`] (hot swap, rollback, watched directory), [`cli`] / [`app`]
+//! (command line and dispatch), [`author`] (plugin-author tools),
+//! [`admin_client`] (`tickstock plugins`), [`telemetry`] (logging).
 
 pub mod admin_client;
 pub mod app;
