@@ -17,18 +17,25 @@ const SECS: Duration = Duration::from_secs(30);
 const TOKEN: &str = "s3cret-admin-token";
 
 /// A host fed by its own (recording) simulator, with the admin API on.
-async fn host_with(
-    sim: &Simulator,
-    prefix: &str,
-    redis: Option<String>,
-    symbols: &[&str],
-) -> (Host, CancellationToken) {
+/// A configuration fed by `sim` (a recording simulator) for `symbols`,
+/// with the admin API on.
+fn sim_config(sim: &Simulator, prefix: &str, redis: Option<String>, symbols: &[&str]) -> Config {
     let mut config: Config = helpers::config(prefix, redis, 1, Duration::from_millis(1000));
     config.api_key = Some(Secret::new("key"));
     config.massive_url = sim.url();
     config.admin_token = Some(Secret::new(TOKEN));
     config.subscription.symbols =
         tickstock::config::Symbols::List(symbols.iter().map(|s| s.to_string()).collect());
+    config
+}
+
+async fn host_with(
+    sim: &Simulator,
+    prefix: &str,
+    redis: Option<String>,
+    symbols: &[&str],
+) -> (Host, CancellationToken) {
+    let config = sim_config(sim, prefix, redis, symbols);
     let cancel = CancellationToken::new();
     (Host::start(&config, cancel.clone()).await.unwrap(), cancel)
 }
@@ -129,9 +136,6 @@ async fn the_admin_api_needs_the_token() {
     host.wait().await.unwrap();
 
     // Without a token the API does not exist.
-    let (host, cancel) = host_with(&sim, &helpers::prefix("noauth"), None, &SYMBOLS).await;
-    let _ = host;
-    cancel.cancel();
     let mut config = helpers::config(&helpers::prefix("noadmin"), None, 3, Duration::from_secs(1));
     config.admin_token = None;
     let cancel = CancellationToken::new();
@@ -469,10 +473,7 @@ async fn a_trapping_version_dead_letters_its_frames_and_is_rolled_back() {
 async fn a_file_dropped_in_the_plugin_directory_is_installed() {
     let sim = simulator(200.0, &SYMBOLS).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut config: Config =
-        helpers::config(&helpers::prefix("dir"), None, 1, Duration::from_secs(1));
-    config.api_key = Some(Secret::new("key"));
-    config.massive_url = sim.url();
+    let mut config = sim_config(&sim, &helpers::prefix("dir"), None, &SYMBOLS);
     config.plugins.dir = Some(dir.path().to_path_buf());
     let cancel = CancellationToken::new();
     let host = Host::start(&config, cancel.clone()).await.unwrap();
