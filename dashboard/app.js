@@ -4,8 +4,11 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const CORE = new Set(["session_id", "status", "timestamp", "active_symbols", "ticks_per_second",
-  "data_flow", "reason", "patterns_detected", "indicators_calculated"]);
+// Fields shown in their own panels, not in the extra-metrics table. The
+// contract's names (required metrics, host fields) arrive with the snapshot,
+// so they are spelled once, in the host's `contract` module.
+const SHOWN_ELSEWHERE = ["data_flow", "reason"];
+let CORE = new Set(SHOWN_ELSEWHERE);
 const state = { session: null, lastStatus: null, feedState: null, tps: [[], []] };
 let chart = null;
 
@@ -121,6 +124,8 @@ let status = { plugin_status: {} };
 function apply(msg) {
   switch (msg.kind) {
     case "snapshot": {
+      const contract = msg.contract || {};
+      CORE = new Set([...SHOWN_ELSEWHERE, ...(contract.required_metrics || []), ...(contract.host_fields || [])]);
       const st = msg.status || {};
       $("api-status").textContent = st.status || "offline";
       renderSession(st.session);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tickstock::bus::{Bus, Channels};
-use tickstock::roles::dashboard::{follow, DashboardState};
+use tickstock::web::state::{follow, DashboardState};
 use tickstock::web::{self, AppState};
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +29,7 @@ async fn setup(redis: bool, prefix: &str) -> Setup {
     let channels = Channels::new(prefix);
     let bus = if redis {
         Bus::redis(
-            &tickstock::config::Secret::new("redis://127.0.0.1:6379/"),
+            &tickstock::secret::Secret::new("redis://127.0.0.1:6379/"),
             channels,
             100_000,
         )

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tickstock::feed::Frame;
-use tickstock::pipeline::{self, Output, PipelineStats, Swap};
+use tickstock::pipeline::{self, Output, PipelineStats};
 use tickstock::plugins::{embedded, Limits, NormalizerPlugin, PluginEngine, PluginKind};
 
 fn frame(n: usize, base: usize) -> String {
@@ -40,12 +40,12 @@ fn main() {
             .load(PluginKind::Normalizer, embedded::NORMALIZER)
             .unwrap(),
     );
-    let next = std::fs::read(env!("TICKSTOCK_COMPONENT_NORMALIZER_NEXT")).unwrap();
+    let next = tickstock_test_artifacts::normalizer_next();
     let v2 = Arc::new(engine.load(PluginKind::Normalizer, &next).unwrap());
 
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(1024);
     let stats = Arc::new(PipelineStats::default());
-    let input = pipeline::spawn(
+    let (pipeline, frames) = pipeline::spawn(
         NormalizerPlugin::new(&engine, v1.clone()).unwrap(),
         256,
         out_tx,
@@ -66,7 +66,7 @@ fn main() {
     // Input side: frames as fast as the pipeline takes them.
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
-    let frames = input.frames.clone();
+    let feed_rt = rt.handle().clone();
     let feeder = std::thread::spawn(move || {
         let text = frame(100, 0);
         while !s.load(Ordering::Relaxed) {
@@ -74,7 +74,7 @@ fn main() {
                 text: text.clone().into(),
                 received_ms: 0,
             };
-            if frames.send(f).is_err() {
+            if feed_rt.block_on(frames.send(f)).is_err() {
                 break;
             }
         }
@@ -87,10 +87,10 @@ fn main() {
         let component = if i % 2 == 0 { v2.clone() } else { v1.clone() };
         let mut plugin = NormalizerPlugin::new(&engine, component).unwrap();
         plugin.warm_up().unwrap(); // as the plugin manager does
-        let (done, rx) = tokio::sync::oneshot::channel();
         let sent = Instant::now();
-        input.control.send(Swap { plugin, done }).unwrap();
-        let swapped = rx.blocking_recv().unwrap();
+        let swapped = rt
+            .block_on(pipeline.swapper().swap(plugin, Duration::from_secs(30)))
+            .unwrap();
         swap_times.push(sent);
         pauses.push(swapped.pause.as_secs_f64() * 1e6);
         drop(swapped.old);
@@ -98,7 +98,7 @@ fn main() {
     }
     stop.store(true, Ordering::Relaxed);
     feeder.join().unwrap();
-    drop(input);
+    drop(pipeline);
     rt.block_on(async {
         let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
     });
@@ -123,7 +123,7 @@ fn main() {
     println!(
         "pipeline: {} frames of 100 trades, {} swaps",
         stats.frames.load(Ordering::Relaxed),
-        stats.swaps.load(Ordering::Relaxed)
+        pauses.len()
     );
     println!(
         "swap pause on the pipeline thread (µs): p50 {:.1}  p99 {:.1}  max {:.1}",

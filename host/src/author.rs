@@ -14,8 +14,11 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::cli::PluginAction;
-use crate::plugins::conformance::{check_health, check_normalizer, Strictness};
-use crate::plugins::{embedded, HealthPlugin, Limits, NormalizerPlugin, PluginEngine, PluginKind};
+use crate::plugins::bindings::{health_metrics, normalize};
+use crate::plugins::{
+    embedded, Limits, LoadedComponent, NormalizerPlugin, Plugin, PluginEngine, PluginInfo,
+    PluginKind, World,
+};
 
 /// Runs a `plugin` subcommand; returns the process exit code.
 pub fn run(action: PluginAction) -> anyhow::Result<std::process::ExitCode> {
@@ -44,16 +47,8 @@ fn check(
     let loaded = Arc::new(loaded);
     // The same conformance check the host runs before a hot swap.
     let (info, conformance) = match kind {
-        PluginKind::Normalizer => {
-            let mut plugin = NormalizerPlugin::new(engine, loaded.clone())?;
-            let result = check_normalizer(&mut plugin, Strictness::Superset).map(|_| ());
-            (plugin.info().clone(), result)
-        }
-        PluginKind::Health => {
-            let mut plugin = HealthPlugin::new(engine, loaded.clone())?;
-            let result = check_health(&mut plugin);
-            (plugin.info().clone(), result)
-        }
+        PluginKind::Normalizer => conform::<normalize::Guest>(engine, &loaded)?,
+        PluginKind::Health => conform::<health_metrics::Guest>(engine, &loaded)?,
     };
     let problems = conformance.err().unwrap_or_default();
     let out = json!({
@@ -72,6 +67,16 @@ fn check(
     } else {
         std::process::ExitCode::FAILURE
     })
+}
+
+/// A throwaway instance of `loaded`, its info and its conformance result.
+fn conform<W: World>(
+    engine: &PluginEngine,
+    loaded: &Arc<LoadedComponent>,
+) -> anyhow::Result<(PluginInfo, Result<(), Vec<String>>)> {
+    let mut plugin = Plugin::<W>::new(engine, loaded.clone())?;
+    let result = W::conformance(&mut plugin);
+    Ok((plugin.info().clone(), result))
 }
 
 fn normalize(

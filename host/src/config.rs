@@ -3,9 +3,8 @@
 //! environment (clap reads both), then the file, then built-in defaults.
 //!
 //! Secrets (the Massive API key, the admin token, a Redis password) are
-//! wrapped in [`Secret`], whose `Debug` and `Display` print `***`.
+//! wrapped in [`Secret`] (see [`crate::secret`]).
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,6 +13,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 
 use crate::cli::CommonArgs;
+use crate::contract::DEFAULT_CHANNEL_PREFIX;
 use crate::plugins::Limits;
 use crate::universe::{Universe, DEFAULT_UNIVERSE};
 
@@ -21,33 +21,10 @@ use crate::universe::{Universe, DEFAULT_UNIVERSE};
 pub const DEFAULT_MASSIVE_URL: &str = "wss://socket.massive.com/stocks";
 /// Environment variable holding the Massive API key.
 pub const API_KEY_ENV: &str = "MASSIVE_API_KEY";
+/// Messages buffered for publishing before drops start.
+pub const DEFAULT_PUBLISH_BUFFER: usize = 100_000;
 
-/// A value that must never be printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    /// The secret itself; call only where it is sent to its destination.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+use crate::secret::Secret;
 
 /// A Massive channel (event type) to subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -211,90 +188,38 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let channel_prefix = args
-            .channel_prefix
-            .clone()
-            .or(file.channel_prefix)
-            .unwrap_or_else(|| "tickstock".into());
-        if channel_prefix.is_empty() || channel_prefix.contains(char::is_whitespace) {
-            bail!("--channel-prefix must be non-empty and without spaces");
-        }
-        let interval = args
-            .health_interval
-            .or(file.health_interval)
-            .unwrap_or(10.0);
-        if !(interval.is_finite() && interval >= 0.05) {
-            bail!("--health-interval must be at least 0.05 seconds, got {interval}");
-        }
-        let listen = args
-            .listen
-            .clone()
-            .or(file.listen)
-            .unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen: SocketAddr = listen.parse().with_context(|| {
-            format!("--listen {listen:?} is not an address like 127.0.0.1:8080")
-        })?;
-
-        let channels = match args.channels.clone().or(file.channels) {
-            Some(list) => list
-                .iter()
-                .map(|c| Channel::parse(c))
-                .collect::<anyhow::Result<Vec<_>>>()?,
-            None => vec![Channel::T],
-        };
-        if channels.is_empty() {
-            bail!("--channels must name at least one channel");
-        }
-        let symbols = args.symbols.clone().or(file.symbols);
-        let universe = args.universe.clone().or(file.universe);
-        let subscription = subscription(symbols, universe, channels)?;
-
-        let deadline_ms = args
-            .plugin_deadline_ms
-            .or(file.plugin_deadline_ms)
-            .unwrap_or(50);
-        let memory_mib = args
-            .plugin_memory_mib
-            .or(file.plugin_memory_mib)
-            .unwrap_or(64);
-        if deadline_ms == 0 || memory_mib == 0 {
-            bail!("--plugin-deadline-ms and --plugin-memory-mib must be positive");
-        }
-        let queue_capacity = args.queue_capacity.or(file.queue_capacity).unwrap_or(4096);
-        if queue_capacity == 0 {
-            bail!("--queue-capacity must be positive");
-        }
         Ok(Config {
-            redis_url: args.redis_url.clone().or(file.redis_url).map(Secret::new),
+            redis_url: args
+                .redis_url
+                .clone()
+                .or(file.redis_url.clone())
+                .map(Secret::new),
             massive_url: args
                 .massive_url
                 .clone()
-                .or(file.massive_url)
+                .or(file.massive_url.clone())
                 .unwrap_or_else(|| DEFAULT_MASSIVE_URL.into()),
             api_key: api_key.map(Secret::new),
-            channel_prefix,
-            health_interval: Duration::from_secs_f64(interval),
-            listen,
-            subscription,
+            channel_prefix: channel_prefix(args, &file)?,
+            health_interval: health_interval(args, &file)?,
+            listen: listen(args, &file)?,
+            subscription: subscription_of(args, &file)?,
             plugins: PluginSources {
-                normalizer: args.normalizer.clone().or(file.normalizer),
-                health: args.health.clone().or(file.health),
-                dir: args.plugin_dir.clone().or(file.plugin_dir),
+                normalizer: args.normalizer.clone().or(file.normalizer.clone()),
+                health: args.health.clone().or(file.health.clone()),
+                dir: args.plugin_dir.clone().or(file.plugin_dir.clone()),
             },
             cache_dir: args
                 .cache_dir
                 .clone()
-                .or(file.cache_dir)
+                .or(file.cache_dir.clone())
                 .or_else(default_cache_dir),
-            limits: Limits {
-                deadline: Duration::from_millis(deadline_ms),
-                memory_bytes: memory_mib << 20,
-            },
-            queue_capacity,
+            limits: limits(args, &file)?,
+            queue_capacity: queue_capacity(args, &file)?,
             publish_buffer: args
                 .publish_buffer
                 .or(file.publish_buffer)
-                .unwrap_or(crate::bus::DEFAULT_PUBLISH_BUFFER)
+                .unwrap_or(DEFAULT_PUBLISH_BUFFER)
                 .max(1),
             admin_token: args
                 .admin_token
@@ -303,6 +228,82 @@ impl Config {
                 .map(Secret::new),
         })
     }
+}
+
+fn channel_prefix(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<String> {
+    let prefix = args
+        .channel_prefix
+        .clone()
+        .or(file.channel_prefix.clone())
+        .unwrap_or_else(|| DEFAULT_CHANNEL_PREFIX.into());
+    if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+        bail!("--channel-prefix must be non-empty and without spaces");
+    }
+    Ok(prefix)
+}
+
+fn health_interval(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<Duration> {
+    let interval = args
+        .health_interval
+        .or(file.health_interval)
+        .unwrap_or(10.0);
+    if !(interval.is_finite() && interval >= 0.05) {
+        bail!("--health-interval must be at least 0.05 seconds, got {interval}");
+    }
+    Ok(Duration::from_secs_f64(interval))
+}
+
+fn listen(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<SocketAddr> {
+    let listen = args
+        .listen
+        .clone()
+        .or(file.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    listen
+        .parse()
+        .with_context(|| format!("--listen {listen:?} is not an address like 127.0.0.1:8080"))
+}
+
+fn subscription_of(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<Subscription> {
+    let channels = match args.channels.clone().or(file.channels.clone()) {
+        Some(list) => list
+            .iter()
+            .map(|c| Channel::parse(c))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        None => vec![Channel::T],
+    };
+    if channels.is_empty() {
+        bail!("--channels must name at least one channel");
+    }
+    let symbols = args.symbols.clone().or(file.symbols.clone());
+    let universe = args.universe.clone().or(file.universe.clone());
+    subscription(symbols, universe, channels)
+}
+
+fn limits(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<Limits> {
+    let deadline_ms = args
+        .plugin_deadline_ms
+        .or(file.plugin_deadline_ms)
+        .unwrap_or(50);
+    let memory_mib = args
+        .plugin_memory_mib
+        .or(file.plugin_memory_mib)
+        .unwrap_or(64);
+    if deadline_ms == 0 || memory_mib == 0 {
+        bail!("--plugin-deadline-ms and --plugin-memory-mib must be positive");
+    }
+    Ok(Limits {
+        deadline: Duration::from_millis(deadline_ms),
+        memory_bytes: memory_mib << 20,
+    })
+}
+
+fn queue_capacity(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<usize> {
+    let capacity = args.queue_capacity.or(file.queue_capacity).unwrap_or(4096);
+    if capacity == 0 {
+        bail!("--queue-capacity must be positive");
+    }
+    Ok(capacity)
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -367,9 +368,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_never_print() {
-        let s = Secret::new("hunter2");
-        assert_eq!(format!("{s} {s:?}"), "*** ***");
+    fn the_api_key_never_prints_with_the_config() {
         let cfg = Config::resolve_with(&CommonArgs::default(), Some("hunter2".into())).unwrap();
         assert!(!format!("{cfg:?}").contains("hunter2"));
     }

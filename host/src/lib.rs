@@ -5,33 +5,45 @@
 //! 1. [`feed`] — the Massive WebSocket client reads a frame and queues it
 //!    (bounded; drops are counted, the reader never waits). Without an API
 //!    key, [`simulator`] serves a Massive-protocol market on loopback.
-//! 2. [`pipeline`] — a thread owning the normalizer component turns each
-//!    frame into ticks with their wire payloads ([`plugins`] is the
-//!    WebAssembly runtime: engine, limits, cache, contract checks).
+//! 2. [`pipeline`] — the normalizer plugin on its own thread turns each
+//!    frame into ticks with their wire payloads. [`plugins`] is the
+//!    WebAssembly runtime (engine, limits, cache, contract checks) and its
+//!    [`plugins::runner`] the one thread discipline both plugins run under.
 //! 3. [`roles::ingest`] publishes each payload on `PREFIX:market:ticks`
 //!    through the [`bus`] (Redis or in-process).
-//! 4. [`roles::process`] feeds the ticks to the health component and
-//!    publishes the session and health events of [`events`].
-//! 5. [`roles::dashboard`] keeps the latest state; [`web`] serves the
-//!    status API, the page and its WebSocket, metrics and the admin API.
+//! 4. [`health_loop`] feeds the ticks to the health plugin and publishes one
+//!    health event per interval; [`roles::process`] wraps it in a session.
+//!    Every event's shape is in [`events`]; the contract's constants in
+//!    [`contract`].
+//! 5. [`web`] keeps the latest state ([`web::state`]) and serves the status
+//!    API, the page and its WebSocket, metrics and the admin API.
 //!
-//! Around them: [`config`] (flags, env, TOML), [`universe`] (symbol lists),
+//! Around them: [`config`] (flags, env, TOML), [`secret`] (values never
+//! printed), [`backoff`] (reconnect delays), [`universe`] (symbol lists),
 //! [`manager`] (hot swap, rollback, watched directory), [`cli`] / [`app`]
 //! (command line and dispatch), [`author`] (plugin-author tools),
 //! [`admin_client`] (`tickstock plugins`), [`telemetry`] (logging).
+//!
+//! Layers, lowest first (an arrow only ever points down): `contract`,
+//! `secret`, `backoff`; `events`, `feed`, `bus`, `plugins`; `pipeline`,
+//! `health_loop`, `manager`, `web`; `roles`; `app`.
 
 pub mod admin_client;
 pub mod app;
 pub mod author;
+pub mod backoff;
 pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod contract;
 pub mod events;
 pub mod feed;
+pub mod health_loop;
 pub mod manager;
 pub mod pipeline;
 pub mod plugins;
 pub mod roles;
+pub mod secret;
 pub mod simulator;
 pub mod telemetry;
 pub mod universe;

@@ -1,30 +1,25 @@
-//! The normalization pipeline: one OS thread owns the normalizer instance
-//! and turns each raw [`Frame`] into a batch of ticks, in order.
+//! The normalization pipeline: the normalizer plugin on its own thread (a
+//! [`PluginThread`]) turns each raw [`Frame`] into a batch of ticks, in
+//! order.
 //!
-//! Frames arrive through the feed's bounded queue; batches leave through a
-//! bounded channel to the publisher. When the publisher is slow, this
-//! thread waits, the feed's queue fills, and the feed drops (and counts)
-//! frames at its end: the socket reader itself never waits. A frame on which
-//! the plugin fails becomes an [`Output::DeadLetter`] and the next frame is
-//! served by a fresh instance.
-//!
-//! Hot swap: a [`Swap`] sent on the control channel replaces the normalizer
-//! between two frames. Every frame is normalized by exactly one version, in
-//! arrival order; the old instance is handed back to the caller so that
-//! dropping it (unmapping its memory) happens off this thread.
+//! Frames arrive through the thread's bounded inbox (the feed's queue);
+//! batches leave through a bounded channel to the publisher. When the
+//! publisher is slow, this thread waits, the inbox fills, and the feed drops
+//! (and counts) frames at its end: the socket reader itself never waits. A
+//! frame on which the plugin fails becomes an [`Output::DeadLetter`] and the
+//! next frame is served by a fresh instance. Swaps go through
+//! [`Pipeline::swapper`] and happen between two frames.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::feed::Frame;
+use crate::plugins::bindings::normalize;
+use crate::plugins::runner::{Inbox, PluginThread, Swapper};
 use crate::plugins::{skip_reason_label, NormalizedTick, NormalizerPlugin, SkipReason};
-
-/// How long the thread waits for a frame before looking for a swap.
-const IDLE_POLL: Duration = Duration::from_millis(20);
 
 /// The ticks of one frame.
 #[derive(Debug)]
@@ -53,22 +48,6 @@ pub enum Output {
     },
 }
 
-/// A request to replace the normalizer between two frames.
-pub struct Swap {
-    /// The new instance (already instantiated and checked).
-    pub plugin: NormalizerPlugin,
-    /// Gets the old instance back, and how long the hot path paused.
-    pub done: oneshot::Sender<Swapped>,
-}
-
-/// The result of a [`Swap`].
-pub struct Swapped {
-    /// The instance that was replaced (drop it off the hot path).
-    pub old: NormalizerPlugin,
-    /// Time the pipeline spent switching (between two frames).
-    pub pause: Duration,
-}
-
 /// Pipeline counters.
 #[derive(Debug, Default)]
 pub struct PipelineStats {
@@ -78,8 +57,6 @@ pub struct PipelineStats {
     pub ticks: AtomicU64,
     /// Normalizer calls that failed (trap, deadline, memory): dead letters.
     pub plugin_errors: AtomicU64,
-    /// Swaps performed.
-    pub swaps: AtomicU64,
     /// Skipped events by reason: status, unknown_event, malformed, not_published.
     skipped: [AtomicU64; 4],
 }
@@ -113,64 +90,45 @@ impl PipelineStats {
     }
 }
 
-/// The channels of a pipeline: where the feed sends frames, where swaps go.
-pub struct PipelineInput {
-    /// Give this to the feed client.
-    pub frames: std_mpsc::SyncSender<Frame>,
-    /// Send [`Swap`]s here.
-    pub control: std_mpsc::Sender<Swap>,
+/// A running pipeline.
+pub struct Pipeline {
+    thread: PluginThread<normalize::Guest>,
 }
 
-/// Starts the pipeline thread with a frame queue of `capacity`. It ends
-/// when the feed drops its sender or `out` is closed.
+impl Pipeline {
+    /// Where normalizer swaps go.
+    pub fn swapper(&self) -> Swapper<normalize::Guest> {
+        self.thread.swapper()
+    }
+
+    /// Whether the pipeline thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}
+
+/// Starts the pipeline thread with a frame queue of `capacity`; returns it
+/// with the queue's sending end (give it to the feed). The thread ends when
+/// the feed drops the queue or `out` is closed.
 pub fn spawn(
     plugin: NormalizerPlugin,
     capacity: usize,
     out: mpsc::Sender<Output>,
     stats: Arc<PipelineStats>,
-) -> std::io::Result<PipelineInput> {
-    let (frame_tx, frame_rx) = std_mpsc::sync_channel(capacity.max(1));
-    let (control_tx, control_rx) = std_mpsc::channel();
-    std::thread::Builder::new()
-        .name("normalize".into())
-        .spawn(move || run(plugin, frame_rx, control_rx, out, stats))?;
-    Ok(PipelineInput {
-        frames: frame_tx,
-        control: control_tx,
-    })
-}
-
-fn run(
-    mut plugin: NormalizerPlugin,
-    frames: std_mpsc::Receiver<Frame>,
-    control: std_mpsc::Receiver<Swap>,
-    out: mpsc::Sender<Output>,
-    stats: Arc<PipelineStats>,
-) {
-    loop {
-        // Swaps happen here, between two frames.
-        while let Ok(swap) = control.try_recv() {
-            let start = Instant::now();
-            let old = std::mem::replace(&mut plugin, swap.plugin);
-            let pause = start.elapsed();
-            stats.swaps.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(from = %old.label(), to = %plugin.label(), pause_ns = pause.as_nanos() as u64, "normalizer swapped");
-            let _ = swap.done.send(Swapped { old, pause });
-        }
-        let frame = match frames.recv_timeout(IDLE_POLL) {
-            Ok(frame) => frame,
-            Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        stats.frames.fetch_add(1, Ordering::Relaxed);
-        let Some(output) = normalize(&mut plugin, frame, &stats) else {
-            continue;
-        };
-        if out.blocking_send(output).is_err() {
-            break;
-        }
-    }
-    tracing::debug!("normalization pipeline stopped");
+) -> std::io::Result<(Pipeline, Inbox<Frame>)> {
+    let (thread, frames) =
+        PluginThread::spawn("normalize", plugin, capacity, move |plugin, frame| {
+            stats.frames.fetch_add(1, Ordering::Relaxed);
+            let Some(output) = normalize(plugin, frame, &stats) else {
+                return ControlFlow::Continue(());
+            };
+            // The publisher is gone: the role is stopping.
+            if out.blocking_send(output).is_err() {
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        })?;
+    Ok((Pipeline { thread }, frames))
 }
 
 fn normalize(plugin: &mut NormalizerPlugin, frame: Frame, stats: &PipelineStats) -> Option<Output> {

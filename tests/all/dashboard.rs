@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tickstock::bus::BusStats;
-use tickstock::roles::dashboard::EventKind;
 use tickstock::roles::Host;
+use tickstock::web::state::EventKind;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{self, wait_until};

@@ -262,7 +262,7 @@ async fn simulator_speaks_the_protocol() {
     let hello = ws.next().await.unwrap().unwrap().into_text().unwrap();
     assert_eq!(
         hello.as_str(),
-        r#"[{"ev":"status","message":"Connected Successfully","status":"connected"}]"#
+        r#"[{"ev":"status","status":"connected","message":"Connected Successfully"}]"#
     );
     ws.send(Message::text(r#"{"action":"auth","params":"bad"}"#))
         .await

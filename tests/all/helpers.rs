@@ -7,29 +7,8 @@ use tickstock::plugins::{
     embedded, HealthPlugin, Limits, LoadedComponent, NormalizerPlugin, PluginEngine, PluginKind,
 };
 
-/// Test-only guest components built by the host's build.rs.
-pub mod guests {
-    /// A normalizer that loops / allocates / traps on request.
-    pub fn misbehave() -> Vec<u8> {
-        std::fs::read(env!("TICKSTOCK_COMPONENT_MISBEHAVE")).unwrap()
-    }
-    /// A normalizer built against tickstock:plugins@2.0.0.
-    pub fn next_major() -> Vec<u8> {
-        std::fs::read(env!("TICKSTOCK_COMPONENT_NEXT_MAJOR")).unwrap()
-    }
-    /// The normalizer at 1.1.0: adds `sequence` to the payload.
-    pub fn normalizer_next() -> Vec<u8> {
-        std::fs::read(env!("TICKSTOCK_COMPONENT_NORMALIZER_NEXT")).unwrap()
-    }
-    /// The normalizer at 1.0.1-trap: traps on frames mentioning TRAPME.
-    pub fn normalizer_trap() -> Vec<u8> {
-        std::fs::read(env!("TICKSTOCK_COMPONENT_NORMALIZER_TRAP")).unwrap()
-    }
-    /// The health plugin at 1.1.0: adds `symbols_seen_total`.
-    pub fn health_next() -> Vec<u8> {
-        std::fs::read(env!("TICKSTOCK_COMPONENT_HEALTH_NEXT")).unwrap()
-    }
-}
+/// Test-only guest components (built by `tests/artifacts`).
+pub use tickstock_test_artifacts as guests;
 
 /// An engine with default limits and no disk cache.
 pub fn engine() -> PluginEngine {
@@ -132,12 +111,13 @@ pub fn feed(
     let (out_tx, out) = tokio::sync::mpsc::channel(out_capacity);
     let stats = std::sync::Arc::new(FeedStats::default());
     let pipeline = std::sync::Arc::new(tickstock::pipeline::PipelineStats::default());
-    let input = tickstock::pipeline::spawn(plugin, queue, out_tx, pipeline.clone()).unwrap();
+    let (_thread, frames) =
+        tickstock::pipeline::spawn(plugin, queue, out_tx, pipeline.clone()).unwrap();
     let client = FeedClient::new(
         url,
-        tickstock::config::Secret::new(key),
+        tickstock::secret::Secret::new(key),
         topics,
-        input.frames,
+        frames,
         stats.clone(),
     )
     .with_timing(timing);

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use tickstock::bus::Channels;
-use tickstock::config::{Config, Secret};
+use tickstock::config::Config;
 use tickstock::plugins::{embedded, PluginKind};
 use tickstock::roles::Host;
+use tickstock::secret::Secret;
 use tickstock::simulator::{Simulator, SimulatorConfig, SimulatorStats};
 use tokio_util::sync::CancellationToken;
 

@@ -61,7 +61,7 @@ fn tps_and_active_symbols_cover_the_window() {
     assert_eq!(num(&r, "ticks_per_second"), 4.0);
     assert_eq!(num(&r, "total_ticks"), 100.0);
     assert_eq!(r.status, HealthStatus::Healthy);
-    // The seed's fields are there.
+    // The fields existing consumers read are there.
     assert_eq!(num(&r, "patterns_detected"), 0.0);
     assert_eq!(num(&r, "indicators_calculated"), 0.0);
 }

@@ -13,7 +13,7 @@ fn golden_frames_give_exact_payloads() {
     let checked = check_normalizer(&mut plugin, Strictness::Exact).unwrap_or_else(|problems| {
         panic!("golden mismatches:\n{}", problems.join("\n"));
     });
-    assert_eq!(checked, normalizer_cases().len());
+    assert_eq!(checked, normalizer_cases().unwrap().len());
     assert!(checked >= 15, "only {checked} golden cases");
 }
 
@@ -21,7 +21,7 @@ fn golden_frames_give_exact_payloads() {
 fn structured_tick_agrees_with_payload() {
     let engine = helpers::engine();
     let mut plugin = helpers::normalizer(&engine);
-    for case in normalizer_cases() {
+    for case in normalizer_cases().unwrap() {
         let out = plugin.normalize_frame(&case.frame).unwrap();
         for t in &out.ticks {
             let p: serde_json::Value = serde_json::from_str(&t.payload).unwrap();

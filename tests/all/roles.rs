@@ -1,6 +1,6 @@
-//! The seed's whole data flow through a real Redis: contract formats,
-//! health cadence and accuracy, independent restarts, a Redis outage, and
-//! shutdown.
+//! The whole data flow through a real Redis: the wire formats of
+//! `docs/contract.md`, health cadence and accuracy, independent restarts,
+//! a Redis outage, and shutdown.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -20,32 +20,32 @@ impl Channels {
         &self.prefix
     }
 
-    /// `PREFIX:market:ticks`: one `market_tick` per message (contract §1).
+    /// `PREFIX:market:ticks`: one `market_tick` per message.
     pub fn ticks(&self) -> String {
         format!("{}:market:ticks", self.prefix)
     }
 
-    /// `PREFIX:streaming:session_started` (contract §2).
+    /// `PREFIX:streaming:session_started`.
     pub fn session_started(&self) -> String {
         format!("{}:streaming:session_started", self.prefix)
     }
 
-    /// `PREFIX:streaming:session_stopped` (contract §2).
+    /// `PREFIX:streaming:session_stopped`.
     pub fn session_stopped(&self) -> String {
         format!("{}:streaming:session_stopped", self.prefix)
     }
 
-    /// `PREFIX:streaming:health` (contract §3).
+    /// `PREFIX:streaming:health`: one event per interval.
     pub fn health(&self) -> String {
         format!("{}:streaming:health", self.prefix)
     }
 
-    /// `PREFIX:feed`: feed connection events (TickStock addition).
+    /// `PREFIX:feed`: the feed's state.
     pub fn feed(&self) -> String {
         format!("{}:feed", self.prefix)
     }
 
-    /// `PREFIX:plugins`: plugin install / refusal / rollback events.
+    /// `PREFIX:plugins`: plugin status, installs, refusals, rollbacks.
     pub fn plugins(&self) -> String {
         format!("{}:plugins", self.prefix)
     }

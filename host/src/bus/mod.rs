@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub use channels::Channels;
 pub use stats::BusStats;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// One message on one channel.
 #[derive(Debug, Clone)]
@@ -33,9 +33,6 @@ pub struct Message {
     /// The payload (a JSON document).
     pub payload: String,
 }
-
-/// Messages buffered for publishing before drops start.
-pub const DEFAULT_PUBLISH_BUFFER: usize = 100_000;
 
 enum Backend {
     Redis(redis::RedisBackend),
@@ -169,6 +166,19 @@ impl Bus {
     /// Publishes to a channel given by name.
     pub fn publish_to(&self, channel: &str, payload: String) -> bool {
         self.publish(&Arc::from(channel), payload)
+    }
+
+    /// Publishes an event (one of [`crate::events`]) as JSON. Events are
+    /// plain structs that always serialize; a failure is logged, not
+    /// published.
+    pub fn publish_event(&self, channel: &str, event: &impl serde::Serialize) -> bool {
+        match serde_json::to_string(event) {
+            Ok(json) => self.publish_to(channel, json),
+            Err(err) => {
+                tracing::error!(%channel, error = %err, "cannot serialize an event");
+                false
+            }
+        }
     }
 
     /// Subscribes to `channels`; `capacity` bounds the delivery queue.

@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{BusStats, Message};
-use crate::config::Secret;
-use crate::feed::{Backoff, BackoffPolicy};
+use crate::backoff::{Backoff, BackoffPolicy};
+use crate::secret::Secret;
 
 /// Most messages sent in one pipeline.
 const MAX_PIPELINE: usize = 1_000;

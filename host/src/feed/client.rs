@@ -14,15 +14,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use std::sync::mpsc;
 use thiserror::Error;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::{Backoff, BackoffPolicy};
 use super::protocol::{self, Action};
 use super::stats::{bump, FeedState, FeedStats};
-use crate::config::Secret;
+use crate::backoff::{Backoff, BackoffPolicy};
+use crate::plugins::runner::{Inbox, Refused};
+use crate::secret::Secret;
 
 /// One frame as read from the socket.
 #[derive(Debug, Clone)]
@@ -98,7 +98,7 @@ pub struct FeedClient {
     topics: Vec<String>,
     timing: Timing,
     stats: Arc<FeedStats>,
-    frames: mpsc::SyncSender<Frame>,
+    frames: Inbox<Frame>,
 }
 
 impl FeedClient {
@@ -107,7 +107,7 @@ impl FeedClient {
         url: impl Into<String>,
         key: Secret,
         topics: Vec<String>,
-        frames: mpsc::SyncSender<Frame>,
+        frames: Inbox<Frame>,
         stats: Arc<FeedStats>,
     ) -> Self {
         FeedClient {
@@ -194,82 +194,100 @@ impl FeedClient {
 
     /// One connection, from opening the socket to its end.
     async fn session(&self, streaming_since: &mut Option<Instant>, sessions: &mut u64) -> Ended {
-        let t = self.timing;
-        let ws = match tokio::time::timeout(
-            t.connect_timeout,
-            tokio_tungstenite::connect_async(self.url.as_str()),
-        )
-        .await
-        {
-            Ok(Ok((ws, _response))) => ws,
-            Ok(Err(err)) => return Ended::Dropped(format!("connect failed: {err}")),
-            Err(_) => {
-                return Ended::Dropped(format!("connect timed out after {:?}", t.connect_timeout))
-            }
+        let (mut sink, mut stream) = match self.connect().await {
+            Ok(ws) => ws.split(),
+            Err(ended) => return ended,
         };
-        let (mut sink, mut stream) = ws.split();
-
-        // Handshake: `connected`, then auth. Data that arrives early is kept.
-        let mut phase = FeedState::Connecting;
-        let deadline = tokio::time::sleep(t.handshake_timeout);
-        tokio::pin!(deadline);
-        while phase != FeedState::Streaming {
-            let msg = tokio::select! {
-                msg = stream.next() => msg,
-                () = &mut deadline => return Ended::Dropped(format!("no {} within {:?}", if phase == FeedState::Connecting { "`connected`" } else { "auth answer" }, t.handshake_timeout)),
-            };
-            let text = match self.read(msg) {
-                Read::Text(text) => text,
-                Read::Skip => continue,
-                Read::End(ended) => return ended,
-            };
-            for status in protocol::statuses(&text) {
-                match status.status.as_str() {
-                    "connected" if phase == FeedState::Connecting => {
-                        phase = FeedState::Authenticating;
-                        self.stats.set_state(phase, None);
-                        let auth = Action {
-                            action: "auth",
-                            params: self.key.expose(),
-                        };
-                        if let Err(e) = send_json(&mut sink, &auth).await {
-                            return Ended::Dropped(format!("sending auth failed: {e}"));
-                        }
-                    }
-                    "auth_success" => phase = FeedState::Streaming,
-                    "auth_failed" => return Ended::AuthFailed(status.message),
-                    "auth_timeout" => return Ended::Dropped("server reported auth_timeout".into()),
-                    "max_connections" => return Ended::Evicted(status.message),
-                    _ => {}
-                }
-            }
-            if let Some(ended) = self.forward(text) {
-                return ended;
-            }
+        if let Err(ended) = self.handshake(&mut sink, &mut stream).await {
+            return ended;
         }
-
         bump(&self.stats.authenticated);
         if *sessions > 0 {
             bump(&self.stats.reconnects);
         }
         *sessions += 1;
         for chunk in protocol::subscribe_chunks(&self.topics) {
-            if let Err(e) = send_json(
-                &mut sink,
-                &Action {
-                    action: "subscribe",
-                    params: &chunk,
-                },
-            )
-            .await
-            {
+            let subscribe = Action::new(protocol::action::SUBSCRIBE, &chunk);
+            if let Err(e) = send_json(&mut sink, &subscribe).await {
                 return Ended::Dropped(format!("sending subscribe failed: {e}"));
             }
         }
         self.stats.set_state(FeedState::Streaming, None);
         *streaming_since = Some(Instant::now());
         tracing::info!(url = %self.url, topics = self.topics.len(), "feed authenticated and subscribed");
+        self.stream(&mut sink, &mut stream).await
+    }
 
+    /// Opens the WebSocket.
+    async fn connect(&self) -> Result<Socket, Ended> {
+        let timeout = self.timing.connect_timeout;
+        match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(self.url.as_str()))
+            .await
+        {
+            Ok(Ok((ws, _response))) => Ok(ws),
+            Ok(Err(err)) => Err(Ended::Dropped(format!("connect failed: {err}"))),
+            Err(_) => Err(Ended::Dropped(format!(
+                "connect timed out after {timeout:?}"
+            ))),
+        }
+    }
+
+    /// `connected`, then `auth`, until `auth_success`. Data that arrives
+    /// early is kept.
+    async fn handshake(
+        &self,
+        sink: &mut SocketSink,
+        stream: &mut SocketStream,
+    ) -> Result<(), Ended> {
+        let limit = self.timing.handshake_timeout;
+        let mut phase = FeedState::Connecting;
+        let deadline = tokio::time::sleep(limit);
+        tokio::pin!(deadline);
+        while phase != FeedState::Streaming {
+            let msg = tokio::select! {
+                msg = stream.next() => msg,
+                () = &mut deadline => {
+                    let awaited = if phase == FeedState::Connecting { "`connected`" } else { "auth answer" };
+                    return Err(Ended::Dropped(format!("no {awaited} within {limit:?}")));
+                }
+            };
+            let text = match self.read(msg) {
+                Read::Text(text) => text,
+                Read::Skip => continue,
+                Read::End(ended) => return Err(ended),
+            };
+            for status in protocol::statuses(&text) {
+                match status.status.as_str() {
+                    protocol::status::CONNECTED if phase == FeedState::Connecting => {
+                        phase = FeedState::Authenticating;
+                        self.stats.set_state(phase, None);
+                        let auth = Action::new(protocol::action::AUTH, self.key.expose());
+                        if let Err(e) = send_json(sink, &auth).await {
+                            return Err(Ended::Dropped(format!("sending auth failed: {e}")));
+                        }
+                    }
+                    protocol::status::AUTH_SUCCESS => phase = FeedState::Streaming,
+                    protocol::status::AUTH_FAILED => return Err(Ended::AuthFailed(status.message)),
+                    protocol::status::AUTH_TIMEOUT => {
+                        return Err(Ended::Dropped("server reported auth_timeout".into()))
+                    }
+                    protocol::status::MAX_CONNECTIONS => {
+                        return Err(Ended::Evicted(status.message))
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(ended) = self.forward(text) {
+                return Err(ended);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads until the connection ends: frames go to the pipeline, status
+    /// events are acted on, a ping keeps the socket alive, silence ends it.
+    async fn stream(&self, sink: &mut SocketSink, stream: &mut SocketStream) -> Ended {
+        let t = self.timing;
         let mut ping = tokio::time::interval(t.ping_every);
         ping.tick().await;
         let mut last_read = Instant::now();
@@ -328,21 +346,23 @@ impl FeedClient {
     /// Acts on a status event seen while streaming.
     fn on_status(&self, status: &protocol::Status) -> Option<Ended> {
         match status.status.as_str() {
-            "success" => bump(&self.stats.subscribe_acks),
-            "max_connections" => {
+            protocol::status::SUCCESS => bump(&self.stats.subscribe_acks),
+            protocol::status::MAX_CONNECTIONS => {
                 bump(&self.stats.max_connections);
                 return Some(Ended::Evicted(status.message.clone()));
             }
-            "slow_consumer" => {
+            protocol::status::SLOW_CONSUMER => {
                 bump(&self.stats.slow_consumer);
                 tracing::warn!(server_message = %status.message, "Massive reports this client as a slow consumer");
             }
-            "force_disconnect" => {
+            protocol::status::FORCE_DISCONNECT => {
                 bump(&self.stats.force_disconnect);
                 tracing::warn!(server_message = %status.message, "Massive forced a disconnect");
             }
-            "auth_failed" => return Some(Ended::AuthFailed(status.message.clone())),
-            "error" => {
+            protocol::status::AUTH_FAILED => {
+                return Some(Ended::AuthFailed(status.message.clone()))
+            }
+            protocol::status::ERROR => {
                 bump(&self.stats.status_errors);
                 tracing::warn!(server_message = %status.message, "Massive reported an error");
             }
@@ -363,7 +383,7 @@ impl FeedClient {
         };
         match self.frames.try_send(frame) {
             Ok(()) => None,
-            Err(mpsc::TrySendError::Full(_)) => {
+            Err(Refused::Full(_)) => {
                 let dropped = self
                     .stats
                     .frames_dropped_queue_full
@@ -376,10 +396,15 @@ impl FeedClient {
                 }
                 None
             }
-            Err(mpsc::TrySendError::Disconnected(_)) => Some(Ended::Stopped),
+            Err(Refused::Closed(_)) => Some(Ended::Stopped),
         }
     }
 }
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type SocketSink = futures_util::stream::SplitSink<Socket, Message>;
+type SocketStream = futures_util::stream::SplitStream<Socket>;
 
 enum Read {
     Text(Utf8Bytes),

@@ -1,14 +1,12 @@
 //! The market-data feed: the Massive WebSocket client ([`FeedClient`]),
-//! its protocol messages, reconnect backoff and counters.
+//! its protocol messages and counters.
 //!
 //! The client's only output is a bounded queue of raw [`Frame`]s; the
 //! pipeline ([`crate::pipeline`]) normalizes them on its own thread.
 
-pub mod backoff;
 mod client;
 pub mod protocol;
 mod stats;
 
-pub use backoff::{Backoff, BackoffPolicy};
 pub use client::{FeedClient, FeedError, Frame, Timing};
 pub use stats::{FeedState, FeedStats};

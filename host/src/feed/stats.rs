@@ -3,21 +3,7 @@
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
-/// Where the connection is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FeedState {
-    /// Not connected (waiting to reconnect, or not started).
-    Disconnected,
-    /// Opening the socket / waiting for `connected`.
-    Connecting,
-    /// Sent `auth`, waiting for the answer.
-    Authenticating,
-    /// Authenticated and subscribed; data flowing.
-    Streaming,
-    /// Stopped for good (shutdown or `auth_failed`).
-    Stopped,
-}
+pub use crate::events::feed::FeedState;
 
 impl FeedState {
     fn from_u8(v: u8) -> FeedState {

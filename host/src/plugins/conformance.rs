@@ -10,8 +10,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::bindings::{HostState, MetricValue};
+use super::bindings::{EventKind, HealthReport, HostState, MetricValue, Tick};
 use super::{skip_reason_label, HealthPlugin, NormalizerPlugin};
+use crate::contract::{HOST_HEALTH_FIELDS, REQUIRED_METRICS};
 
 /// The golden cases, embedded at build time.
 const NORMALIZER_CASES: &str = include_str!("../../../wit/conformance/normalizer-1.json");
@@ -55,13 +56,20 @@ pub enum Strictness {
     Superset,
 }
 
-/// The golden normalizer cases.
-pub fn normalizer_cases() -> Vec<Case> {
-    // The file is part of the build; a parse failure is a build defect that
-    // the unit test below catches.
-    serde_json::from_str::<CaseFile>(NORMALIZER_CASES)
-        .map(|f| f.cases)
-        .unwrap_or_default()
+/// The golden normalizer cases. A file that does not parse, or holds no
+/// case, is an error: an empty list would let every plugin pass.
+pub fn normalizer_cases() -> Result<Vec<Case>, String> {
+    parse_cases(NORMALIZER_CASES)
+}
+
+fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
+    let cases = serde_json::from_str::<CaseFile>(text)
+        .map_err(|e| format!("the golden frames do not parse: {e}"))?
+        .cases;
+    if cases.is_empty() {
+        return Err("the golden frames hold no case".into());
+    }
+    Ok(cases)
 }
 
 /// Runs every golden case through `plugin`; returns one line per mismatch.
@@ -69,7 +77,7 @@ pub fn check_normalizer(
     plugin: &mut NormalizerPlugin,
     strictness: Strictness,
 ) -> Result<usize, Vec<String>> {
-    let cases = normalizer_cases();
+    let cases = normalizer_cases().map_err(|e| vec![e])?;
     let mut problems = Vec::new();
     for case in &cases {
         let out = match plugin.normalize_frame(&case.frame) {
@@ -157,7 +165,34 @@ fn payload_matches(got: &str, want: &str, strictness: Strictness) -> Result<(), 
 /// Runs a health plugin through a short scripted session and checks that
 /// its reports carry the contract's fields with sane values.
 pub fn check_health(plugin: &mut HealthPlugin) -> Result<(), Vec<String>> {
-    use super::bindings::{EventKind, Tick};
+    let report = scripted_session(plugin).map_err(|e| vec![e])?;
+    let mut problems = required_metrics_problems(&report);
+    let value = |name: &str| metric_number(&report, name);
+    if value("active_symbols") != Some(2.0) {
+        problems.push(format!(
+            "active_symbols is {:?} after ticks of 2 symbols",
+            value("active_symbols")
+        ));
+    }
+    match value("ticks_per_second") {
+        Some(tps) if tps > 0.0 && tps.is_finite() => {}
+        other => problems.push(format!(
+            "ticks_per_second is {other:?} after 30 ticks in 10 s"
+        )),
+    }
+    problems.extend(metric_name_problems(&report));
+    if let Err(e) = plugin.export_state() {
+        problems.push(format!("export_state failed: {e}"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// Ten seconds of ticks of two symbols (30 in all), then a report.
+fn scripted_session(plugin: &mut HealthPlugin) -> Result<HealthReport, String> {
     let tick = |symbol: &str| Tick {
         symbol: symbol.to_string(),
         price: 100.0,
@@ -176,83 +211,72 @@ pub fn check_health(plugin: &mut HealthPlugin) -> Result<(), Vec<String>> {
         issues: Vec::new(),
     };
     let t0 = 1_700_000_000_000;
-    let mut problems = Vec::new();
     let batch = [tick("AAA"), tick("BBB"), tick("AAA")];
     for i in 0..10 {
-        if let Err(e) = plugin.observe(&batch, t0 + i * 1_000) {
-            return Err(vec![format!("observe failed: {e}")]);
-        }
+        plugin
+            .observe(&batch, t0 + i * 1_000)
+            .map_err(|e| format!("observe failed: {e}"))?;
     }
-    let report = match plugin.report(t0 + 10_000, &host) {
-        Ok(r) => r,
-        Err(e) => return Err(vec![format!("report failed: {e}")]),
-    };
-    for field in [
-        "active_symbols",
-        "ticks_per_second",
-        "patterns_detected",
-        "indicators_calculated",
-    ] {
-        match report.metrics.iter().find(|m| m.name == field) {
-            None => problems.push(format!("report lacks {field}")),
-            Some(m) => {
-                let numeric = matches!(m.value, MetricValue::Integer(_) | MetricValue::Float(_));
-                if !numeric {
-                    problems.push(format!("{field} is not a number"));
+    plugin
+        .report(t0 + 10_000, &host)
+        .map_err(|e| format!("report failed: {e}"))
+}
+
+/// A metric's value as a number, if it is one.
+fn metric_number(report: &HealthReport, name: &str) -> Option<f64> {
+    report
+        .metrics
+        .iter()
+        .find(|m| m.name == name)
+        .and_then(|m| match m.value {
+            MetricValue::Integer(i) => Some(i as f64),
+            MetricValue::Float(f) => Some(f),
+            _ => None,
+        })
+}
+
+/// Every required metric is there, as a number.
+fn required_metrics_problems(report: &HealthReport) -> Vec<String> {
+    REQUIRED_METRICS
+        .iter()
+        .filter_map(
+            |field| match report.metrics.iter().find(|m| m.name == *field) {
+                None => Some(format!("report lacks {field}")),
+                Some(m) if !matches!(m.value, MetricValue::Integer(_) | MetricValue::Float(_)) => {
+                    Some(format!("{field} is not a number"))
                 }
-            }
-        }
-    }
-    let value = |name: &str| {
-        report
-            .metrics
-            .iter()
-            .find(|m| m.name == name)
-            .and_then(|m| match m.value {
-                MetricValue::Integer(i) => Some(i as f64),
-                MetricValue::Float(f) => Some(f),
-                _ => None,
-            })
-    };
-    if value("active_symbols") != Some(2.0) {
-        problems.push(format!(
-            "active_symbols is {:?} after ticks of 2 symbols",
-            value("active_symbols")
-        ));
-    }
-    match value("ticks_per_second") {
-        Some(tps) if tps > 0.0 && tps.is_finite() => {}
-        other => problems.push(format!(
-            "ticks_per_second is {other:?} after 30 ticks in 10 s"
-        )),
-    }
+                Some(_) => None,
+            },
+        )
+        .collect()
+}
+
+/// No metric appears twice, is unnamed, or takes a host field's name.
+fn metric_name_problems(report: &HealthReport) -> Vec<String> {
+    let mut problems = Vec::new();
     let mut names = std::collections::HashSet::new();
     for m in &report.metrics {
         if !names.insert(m.name.as_str()) {
             problems.push(format!("metric {} appears twice", m.name));
         }
-        if m.name.is_empty()
-            || m.name == "session_id"
-            || m.name == "status"
-            || m.name == "timestamp"
-        {
+        if m.name.is_empty() || HOST_HEALTH_FIELDS.contains(&m.name.as_str()) {
             problems.push(format!("metric name {:?} is reserved for the host", m.name));
         }
     }
-    if let Err(e) = plugin.export_state() {
-        problems.push(format!("export_state failed: {e}"));
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
-    }
+    problems
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn golden_file_parses() {
-        assert!(super::normalizer_cases().len() >= 15);
+        assert!(super::normalizer_cases().unwrap().len() >= 15);
+    }
+
+    #[test]
+    fn a_golden_file_that_does_not_parse_is_an_error() {
+        assert!(super::parse_cases("{\"cases\": [{\"name\": 1}]}").is_err());
+        assert!(super::parse_cases("not json").is_err());
+        assert!(super::parse_cases("{\"cases\": []}").is_err());
     }
 }

@@ -13,10 +13,10 @@ use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 use super::bindings::tickstock::plugins as wit;
 use super::cache::{CacheOutcome, CompiledCache};
-use super::contract;
+use super::compat;
 use super::ctx::PluginCtx;
 use super::error::LoadError;
-use super::kind::PluginKind;
+use crate::contract::PluginKind;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -141,7 +141,7 @@ impl PluginEngine {
         check_header(bytes)?;
         let sha256 = hex::encode(Sha256::digest(bytes));
         let (component, cache) = self.compile(bytes, &sha256)?;
-        let wit_version = contract::check(&self.engine, &component, kind)?;
+        let wit_version = compat::check(&self.engine, &component, kind)?;
         let pre = self
             .linker
             .instantiate_pre(&component)

@@ -5,11 +5,12 @@ use wasmtime::component::Instance;
 use wasmtime::Store;
 
 use super::bindings::{health_metrics, HealthReport, HostState, PluginInfo, Tick};
+use super::conformance::check_health;
 use super::ctx::PluginCtx;
 use super::engine::LoadedComponent;
 use super::error::CallError;
 use super::instance::{Plugin, World};
-use super::kind::PluginKind;
+use crate::contract::PluginKind;
 
 impl World for health_metrics::Guest {
     const KIND: PluginKind = PluginKind::Health;
@@ -24,6 +25,24 @@ impl World for health_metrics::Guest {
 
     fn info(&self, store: &mut Store<PluginCtx>) -> wasmtime::Result<PluginInfo> {
         self.call_info(store)
+    }
+
+    /// A scripted session.
+    fn conformance(probe: &mut Plugin<Self>) -> Result<(), Vec<String>> {
+        check_health(probe)
+    }
+
+    /// The new version continues the old one's windows and totals.
+    fn hand_over(old: &mut Plugin<Self>, new: &mut Plugin<Self>) -> Option<Result<(), String>> {
+        let carried = match old.export_state() {
+            Ok(bytes) => match new.import_state(&bytes, old.info()) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(refused)) => Err(refused),
+                Err(err) => Err(format!("import_state failed: {err}")),
+            },
+            Err(err) => Err(format!("export_state of the old version failed: {err}")),
+        };
+        Some(carried)
     }
 }
 

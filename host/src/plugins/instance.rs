@@ -13,8 +13,8 @@ use super::bindings::PluginInfo;
 use super::ctx::PluginCtx;
 use super::engine::{LoadedComponent, PluginEngine};
 use super::error::{CallError, LoadError};
-use super::kind::PluginKind;
 use super::stats::CallStats;
+use crate::contract::PluginKind;
 
 /// A plugin world as the host calls it: implemented for the two generated
 /// export types (`normalize::Guest`, `health_metrics::Guest`).
@@ -31,6 +31,21 @@ pub trait World: Sized {
 
     /// Calls the world's `info` export.
     fn info(&self, store: &mut Store<PluginCtx>) -> wasmtime::Result<PluginInfo>;
+
+    /// The conformance check a new version passes, on a throwaway
+    /// instance, before it may go live; one line per problem.
+    fn conformance(probe: &mut Plugin<Self>) -> Result<(), Vec<String>>;
+
+    /// Prepares a fresh instance for its first live call, so that the hot
+    /// path does not pay for first-touch set-up. Nothing by default.
+    fn warm_up(_live: &mut Plugin<Self>) {}
+
+    /// What a swap carries from `old` to `new`, on the plugin's thread
+    /// between two calls: `None` for a world without state; otherwise
+    /// whether `new` took `old`'s state over (`Err`: why it starts fresh).
+    fn hand_over(_old: &mut Plugin<Self>, _new: &mut Plugin<Self>) -> Option<Result<(), String>> {
+        None
+    }
 }
 
 /// A live, long-lived instance of a component of world `W`: create it once

@@ -6,30 +6,34 @@
 //!   (the host's `log` plus an *empty* WASI context, nothing else) and the
 //!   on-disk cache of compiled components ([`cache`]).
 //! - [`PluginEngine::load`] turns bytes into a [`LoadedComponent`]: header
-//!   check, compile or cache hit, contract check ([`contract`]: right world,
+//!   check, compile or cache hit, contract check ([`compat`]: right world,
 //!   compatible major version, no ungranted imports), pre-instantiation.
 //! - [`NormalizerPlugin`] and [`HealthPlugin`] are long-lived instances with
 //!   typed, batch-taking calls. Every call runs under the deadline and the
 //!   memory cap; a trap, deadline or limit comes back as a [`CallError`] and
 //!   the broken instance is replaced by a fresh one from the same component.
 //!
+//! - [`runner::PluginThread`] runs one instance on its own OS thread on live
+//!   traffic, with an inbox for work and a swap path between two items.
+//!
 //! Instances are not `Sync`: each lives on the one thread that calls it.
 
 pub mod bindings;
 pub mod cache;
+pub mod compat;
 pub mod conformance;
-pub mod contract;
 mod ctx;
 pub mod embedded;
 mod engine;
 mod error;
 mod health;
 pub mod instance;
-mod kind;
 mod normalizer;
 pub mod registry;
+pub mod runner;
 pub mod stats;
 
+pub use crate::contract::{PluginKind, WIT_ACCEPTED, WIT_MAJOR, WIT_PACKAGE, WIT_VERSION};
 pub use bindings::{
     EventKind, HealthReport, HealthStatus, HostState, Metric, MetricValue, Normalized,
     NormalizedTick, PluginInfo, SkipReason, Skipped, Tick,
@@ -39,7 +43,6 @@ pub use engine::{Limits, LoadedComponent, PluginEngine, EPOCH_TICK};
 pub use error::{CallError, LoadError};
 pub use health::HealthPlugin;
 pub use instance::{Plugin, World};
-pub use kind::{PluginKind, WIT_ACCEPTED, WIT_MAJOR, WIT_PACKAGE, WIT_VERSION};
 pub use normalizer::NormalizerPlugin;
 pub use registry::{ActivePlugin, PluginRegistry};
 pub use stats::CallStats;

@@ -5,11 +5,12 @@ use wasmtime::component::Instance;
 use wasmtime::Store;
 
 use super::bindings::{normalize, Normalized, PluginInfo};
+use super::conformance::{check_normalizer, Strictness};
 use super::ctx::PluginCtx;
 use super::engine::LoadedComponent;
 use super::error::CallError;
 use super::instance::{Plugin, World};
-use super::kind::PluginKind;
+use crate::contract::PluginKind;
 
 impl World for normalize::Guest {
     const KIND: PluginKind = PluginKind::Normalizer;
@@ -24,6 +25,16 @@ impl World for normalize::Guest {
 
     fn info(&self, store: &mut Store<PluginCtx>) -> wasmtime::Result<PluginInfo> {
         self.call_info(store)
+    }
+
+    /// The golden frames; a new version may add payload fields.
+    fn conformance(probe: &mut Plugin<Self>) -> Result<(), Vec<String>> {
+        check_normalizer(probe, Strictness::Superset).map(|_| ())
+    }
+
+    fn warm_up(live: &mut Plugin<Self>) {
+        // A failure here replaced the instance; the next frame shows it.
+        let _ = live.warm_up();
     }
 }
 

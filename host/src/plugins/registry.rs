@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 
-use super::kind::PluginKind;
 use super::stats::CallStats;
+use crate::contract::PluginKind;
+use crate::events::{health_time, session_time, PluginStatus};
 
 /// The active version of one plugin kind.
 #[derive(Debug, Clone)]
@@ -33,25 +33,24 @@ pub struct ActivePlugin {
 }
 
 impl ActivePlugin {
-    /// The `plugin_status` JSON (also an element of `GET /admin/plugins`).
-    pub fn status_json(&self) -> Value {
+    /// The `plugin_status` event (also an element of `GET /admin/plugins`).
+    pub fn status(&self) -> PluginStatus {
         let s = &self.stats;
-        json!({
-            "type": "plugin_status",
-            "kind": self.kind,
-            "name": self.name,
-            "version": self.version,
-            "wit_version": self.wit_version,
-            "sha256": self.sha256,
-            "loaded_at": crate::events::session_time(self.loaded_at),
-            "source": self.source,
-            "calls": CallStats::get(&s.calls),
-            "errors": CallStats::get(&s.errors),
-            "deadline_errors": CallStats::get(&s.deadlines),
-            "p50_ms": s.quantile_ms(0.5),
-            "p99_ms": s.quantile_ms(0.99),
-            "timestamp": crate::events::health_time(Utc::now()),
-        })
+        PluginStatus {
+            kind: self.kind,
+            name: self.name.clone(),
+            version: self.version.clone(),
+            wit_version: self.wit_version.clone(),
+            sha256: self.sha256.clone(),
+            loaded_at: session_time(self.loaded_at),
+            source: self.source.clone(),
+            calls: CallStats::get(&s.calls),
+            errors: CallStats::get(&s.errors),
+            deadline_errors: CallStats::get(&s.deadlines),
+            p50_ms: s.quantile_ms(0.5),
+            p99_ms: s.quantile_ms(0.99),
+            timestamp: health_time(Utc::now()),
+        }
     }
 }
 
@@ -91,7 +90,7 @@ impl PluginRegistry {
             version: plugin.version.clone(),
             name: plugin.name.clone(),
             sha256: plugin.sha256.clone(),
-            at: crate::events::session_time(plugin.loaded_at),
+            at: session_time(plugin.loaded_at),
             reason,
         };
         if let Ok(mut slots) = self.slots.write() {

@@ -9,16 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::RunningPlugin;
 use crate::bus::Bus;
-use crate::config::{Config, Secret, Symbols};
-use crate::events::health_time;
+use crate::config::{Config, Symbols};
+use crate::events::{health_time, DeadLetter, FeedStatus};
 use crate::feed::{FeedClient, FeedError, FeedStats};
-use crate::pipeline::{self, Output, PipelineStats};
+use crate::pipeline::{self, Output, Pipeline, PipelineStats};
 use crate::plugins::{NormalizerPlugin, PluginEngine, PluginKind, PluginRegistry};
+use crate::secret::Secret;
 use crate::simulator::{Simulator, SimulatorConfig};
 use crate::universe::{Universe, DEFAULT_UNIVERSE};
 
@@ -33,10 +34,10 @@ pub struct Ingest {
     pub feed: Arc<FeedStats>,
     /// Normalizer counters.
     pub pipeline: Arc<PipelineStats>,
-    /// The component the normalizer started with.
-    pub component: Arc<crate::plugins::LoadedComponent>,
-    /// Where normalizer swaps go (see [`pipeline::Swap`]).
-    pub swaps: std::sync::mpsc::Sender<pipeline::Swap>,
+    /// The normalizer, for the plugin manager.
+    pub plugin: RunningPlugin,
+    /// The normalizer's thread.
+    pub pipeline_thread: Pipeline,
     /// The embedded simulator, when no API key was given.
     pub simulator: Option<Simulator>,
     task: tokio::task::JoinHandle<Result<(), FeedError>>,
@@ -90,8 +91,9 @@ impl Ingest {
 
         let stats = Arc::new(PipelineStats::default());
         let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
-        let input = pipeline::spawn(normalizer, config.queue_capacity, out_tx, stats.clone())
-            .context("starting the normalizer thread")?;
+        let (pipeline_thread, frames) =
+            pipeline::spawn(normalizer, config.queue_capacity, out_tx, stats.clone())
+                .context("starting the normalizer thread")?;
         tokio::spawn(publish(out_rx, bus.clone()));
         tokio::spawn(report_feed(
             bus.clone(),
@@ -100,18 +102,17 @@ impl Ingest {
             cancel.clone(),
         ));
 
-        let client = FeedClient::new(
-            url,
-            key,
-            config.subscription.topics(),
-            input.frames,
-            feed.clone(),
-        );
+        let client = FeedClient::new(url, key, config.subscription.topics(), frames, feed.clone());
         let task = tokio::spawn(client.run(cancel));
-        Ok(Ingest {
+        let plugin = RunningPlugin {
+            slot: Arc::new(pipeline_thread.swapper()),
             component,
+            source: super::plugin_source(&config.plugins, PluginKind::Normalizer),
+        };
+        Ok(Ingest {
+            plugin,
+            pipeline_thread,
             feed,
-            swaps: input.control,
             pipeline: stats,
             simulator,
             task,
@@ -145,15 +146,14 @@ async fn publish(mut rx: mpsc::Receiver<Output>, bus: Bus) {
                 error,
                 received_ms,
             } => {
-                let letter = json!({
-                    "type": "deadletter",
-                    "plugin": plugin,
-                    "error": error,
-                    "frame": frame,
-                    "received_ms": received_ms,
-                    "timestamp": health_time(chrono::Utc::now()),
-                });
-                bus.publish(&deadletter, letter.to_string());
+                let letter = DeadLetter {
+                    plugin,
+                    error,
+                    frame,
+                    received_ms,
+                    timestamp: health_time(chrono::Utc::now()),
+                };
+                bus.publish_event(&deadletter, &letter);
             }
         }
     }
@@ -180,32 +180,35 @@ async fn report_feed(
             continue;
         }
         let changed = last.as_ref() != Some(&state);
-        bus.publish(&channel, feed_status(&feed, &pipeline, changed).to_string());
+        bus.publish_event(&channel, &feed_status(&feed, &pipeline, changed));
         last = Some(state);
         last_sent = tokio::time::Instant::now();
     }
-    bus.publish(&channel, feed_status(&feed, &pipeline, true).to_string());
+    bus.publish_event(&channel, &feed_status(&feed, &pipeline, true));
 }
 
 /// The `feed_status` event.
-pub fn feed_status(feed: &FeedStats, pipeline: &PipelineStats, changed: bool) -> serde_json::Value {
+pub fn feed_status(feed: &FeedStats, pipeline: &PipelineStats, changed: bool) -> FeedStatus {
     use std::sync::atomic::Ordering::Relaxed;
-    json!({
-        "type": "feed_status",
-        "state": feed.state(),
-        "connected": feed.is_streaming(),
-        "changed": changed,
-        "issue": feed.issue(),
-        "connect_attempts": feed.connect_attempts.load(Relaxed),
-        "reconnects": feed.reconnects.load(Relaxed),
-        "frames_received": feed.frames_received.load(Relaxed),
-        "frames_dropped": feed.frames_dropped_queue_full.load(Relaxed),
-        "ticks_normalized": pipeline.ticks.load(Relaxed),
-        "normalizer_errors": pipeline.plugin_errors.load(Relaxed),
-        "skipped": pipeline.skipped_by_reason().into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<String, serde_json::Value>>(),
-        "max_connections": feed.max_connections.load(Relaxed),
-        "slow_consumer": feed.slow_consumer.load(Relaxed),
-        "force_disconnect": feed.force_disconnect.load(Relaxed),
-        "timestamp": health_time(chrono::Utc::now()),
-    })
+    FeedStatus {
+        state: feed.state(),
+        connected: feed.is_streaming(),
+        changed,
+        issue: feed.issue(),
+        connect_attempts: feed.connect_attempts.load(Relaxed),
+        reconnects: feed.reconnects.load(Relaxed),
+        frames_received: feed.frames_received.load(Relaxed),
+        frames_dropped: feed.frames_dropped_queue_full.load(Relaxed),
+        ticks_normalized: pipeline.ticks.load(Relaxed),
+        normalizer_errors: pipeline.plugin_errors.load(Relaxed),
+        skipped: pipeline
+            .skipped_by_reason()
+            .into_iter()
+            .map(|(reason, n)| (reason.to_string(), n))
+            .collect(),
+        max_connections: feed.max_connections.load(Relaxed),
+        slow_consumer: feed.slow_consumer.load(Relaxed),
+        force_disconnect: feed.force_disconnect.load(Relaxed),
+        timestamp: health_time(chrono::Utc::now()),
+    }
 }

@@ -1,9 +1,11 @@
 //! The roles: `ingest` (feed -> normalizer -> ticks), `process` (ticks ->
 //! health -> session and health events) and `dashboard` (events -> status
-//! API and page). `run` starts all three in one process. Roles talk only
-//! through the [`Bus`], so with Redis each restarts on its own.
+//! API and page, in [`crate::web`]). `run` starts all three in one process.
+//! Roles talk only through the [`Bus`], so with Redis each restarts on its
+//! own. This module wires the parts together; the parts themselves live in
+//! [`crate::pipeline`], [`crate::health_loop`], [`crate::manager`] and
+//! [`crate::web`].
 
-pub mod dashboard;
 pub mod ingest;
 pub mod process;
 mod run;
@@ -18,6 +20,9 @@ pub use run::{run_all, run_dashboard, run_ingest, run_process, Host};
 
 use crate::bus::{Bus, Channels};
 use crate::config::{Config, PluginSources};
+use crate::events::PluginEvent;
+pub use crate::manager::RunningPlugin;
+use crate::manager::{AutoRollback, PluginManager};
 use crate::plugins::{
     embedded, ActivePlugin, CallStats, LoadedComponent, Plugin, PluginEngine, PluginInfo,
     PluginKind, PluginRegistry, World,
@@ -182,7 +187,7 @@ fn report_plugin(
     kind: PluginKind,
     cancel: CancellationToken,
 ) {
-    let channel: Arc<str> = bus.channels().plugins().into();
+    let channel = bus.channels().plugins();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
         loop {
@@ -191,8 +196,31 @@ fn report_plugin(
                 _ = every.tick() => {}
             }
             if let Some(active) = registry.active(kind) {
-                bus.publish(&channel, active.status_json().to_string());
+                bus.publish_event(&channel, &PluginEvent::PluginStatus(active.status()));
             }
         }
     });
+}
+
+/// The plugin manager for the plugins this process runs, watching
+/// `--plugin-dir` when one is given.
+pub fn start_manager(
+    config: &Config,
+    engine: &PluginEngine,
+    registry: &Arc<PluginRegistry>,
+    bus: &Bus,
+    running: Vec<RunningPlugin>,
+    cancel: &CancellationToken,
+) -> Arc<PluginManager> {
+    let manager = PluginManager::new(
+        engine.clone(),
+        registry.clone(),
+        bus.clone(),
+        AutoRollback::default(),
+        running,
+    );
+    if let Some(dir) = &config.plugins.dir {
+        manager.watch_dir(dir.clone(), cancel.clone());
+    }
+    manager
 }

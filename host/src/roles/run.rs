@@ -3,20 +3,24 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::dashboard::{follow, DashboardState};
 use super::ingest::Ingest;
 use super::process::Process;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::feed::FeedStats;
-use crate::manager::{AutoRollback, PluginManager};
-use crate::plugins::{PluginKind, PluginRegistry};
+use crate::manager::PluginManager;
+use crate::plugins::PluginRegistry;
 use crate::web::admin::Admin;
+use crate::web::state::{follow, DashboardState};
 use crate::web::{self, AppState};
+
+/// How long a stopping role waits for its last events to reach the bus.
+const FINAL_FLUSH: Duration = Duration::from_secs(2);
 
 /// All three roles in one process (`tickstock run`).
 pub struct Host {
@@ -71,34 +75,10 @@ impl Host {
             cancel.clone(),
         )
         .await?;
-        let manager = PluginManager::new(
-            engine.clone(),
-            registry.clone(),
-            bus.clone(),
-            Some(ingest.swaps.clone()),
-            Some(process.health.clone()),
-            AutoRollback::default(),
-        );
-        manager.started_with(
-            ingest.component.clone(),
-            super::plugin_source(&config.plugins, PluginKind::Normalizer),
-        );
-        manager.started_with(
-            process.component.clone(),
-            super::plugin_source(&config.plugins, PluginKind::Health),
-        );
-        if let Some(dir) = &config.plugins.dir {
-            manager.watch_dir(dir.clone(), cancel.clone());
-        }
-        let admin = config.admin_token.clone().map(|token| Admin {
-            manager: manager.clone(),
-            token,
-        });
-        if admin.is_none() {
-            tracing::info!("admin API disabled (set TICKSTOCK_ADMIN_TOKEN to enable it)");
-        }
+        let running = vec![ingest.plugin.clone(), process.plugin.clone()];
+        let manager = super::start_manager(config, &engine, &registry, &bus, running, &cancel);
         let state = AppState {
-            admin,
+            admin: admin(config, &manager),
             feed: Some(feed.clone()),
             pipeline: Some(ingest.pipeline.clone()),
             process: Some(process.stats.clone()),
@@ -136,6 +116,18 @@ impl Host {
     }
 }
 
+/// The admin API, when a token is configured.
+fn admin(config: &Config, manager: &Arc<PluginManager>) -> Option<Admin> {
+    let admin = config.admin_token.clone().map(|token| Admin {
+        manager: manager.clone(),
+        token,
+    });
+    if admin.is_none() {
+        tracing::info!("admin API disabled (set TICKSTOCK_ADMIN_TOKEN to enable it)");
+    }
+    admin
+}
+
 /// `tickstock run`.
 pub async fn run_all(config: Config) -> anyhow::Result<()> {
     let host = Host::start(&config, super::shutdown_signal()).await?;
@@ -151,23 +143,10 @@ pub async fn run_ingest(config: Config) -> anyhow::Result<()> {
     let registry = PluginRegistry::new();
     let feed = Arc::new(FeedStats::default());
     let ingest = Ingest::start(&config, &bus, &engine, &registry, feed, cancel.clone()).await?;
-    if let Some(dir) = &config.plugins.dir {
-        let manager = PluginManager::new(
-            engine,
-            registry,
-            bus.clone(),
-            Some(ingest.swaps.clone()),
-            None,
-            AutoRollback::default(),
-        );
-        manager.started_with(
-            ingest.component.clone(),
-            super::plugin_source(&config.plugins, PluginKind::Normalizer),
-        );
-        manager.watch_dir(dir.clone(), cancel);
-    }
+    let running = vec![ingest.plugin.clone()];
+    super::start_manager(&config, &engine, &registry, &bus, running, &cancel);
     let result = ingest.wait().await;
-    bus.flush(std::time::Duration::from_secs(2)).await;
+    bus.flush(FINAL_FLUSH).await;
     bus.shutdown();
     result
 }
@@ -180,21 +159,8 @@ pub async fn run_process(config: Config) -> anyhow::Result<()> {
     let engine = super::engine(&config)?;
     let registry = PluginRegistry::new();
     let process = Process::start(&config, &bus, &engine, &registry, None, cancel.clone()).await?;
-    if let Some(dir) = &config.plugins.dir {
-        let manager = PluginManager::new(
-            engine,
-            registry,
-            bus.clone(),
-            None,
-            Some(process.health.clone()),
-            AutoRollback::default(),
-        );
-        manager.started_with(
-            process.component.clone(),
-            super::plugin_source(&config.plugins, PluginKind::Health),
-        );
-        manager.watch_dir(dir.clone(), cancel);
-    }
+    let running = vec![process.plugin.clone()];
+    super::start_manager(&config, &engine, &registry, &bus, running, &cancel);
     process.wait().await.context("process role")?;
     bus.shutdown();
     Ok(())
@@ -206,16 +172,8 @@ pub async fn run_dashboard(config: Config) -> anyhow::Result<()> {
     let bus = super::bus(&config)?;
     let dashboard = DashboardState::new(config.health_interval);
     follow(&bus, dashboard.clone(), cancel.clone());
-    let (_, server) = web::serve(
-        config.listen,
-        web::router(AppState::dashboard_only(
-            dashboard,
-            bus.clone(),
-            cancel.clone(),
-        )),
-        cancel,
-    )
-    .await?;
+    let state = AppState::dashboard_only(dashboard, bus.clone(), cancel.clone());
+    let (_, server) = web::serve(config.listen, web::router(state), cancel).await?;
     let _ = server.await;
     bus.shutdown();
     Ok(())

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
+
+use crate::feed::protocol::{Aggregate, Quote, Trade};
 
 /// One symbol's state.
 #[derive(Debug, Clone)]
@@ -54,69 +55,6 @@ impl Agg {
         self.notional += price * size as f64;
         self.trades += 1;
     }
-}
-
-/// A trade event (`T`), serialized exactly as Massive sends it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Trade {
-    /// `T`.
-    pub ev: &'static str,
-    /// Symbol.
-    pub sym: String,
-    /// Exchange id.
-    pub x: u8,
-    /// Trade id.
-    pub i: String,
-    /// Tape.
-    pub z: u8,
-    /// Price.
-    pub p: f64,
-    /// Size.
-    pub s: u64,
-    /// Conditions (absent on plain round lots).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub c: Option<Vec<u8>>,
-    /// SIP timestamp, Unix ms.
-    pub t: i64,
-    /// Sequence number.
-    pub q: u64,
-}
-
-/// A quote event (`Q`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Quote {
-    ev: &'static str,
-    sym: String,
-    bx: u8,
-    bp: f64,
-    bs: u64,
-    ax: u8,
-    ap: f64,
-    #[serde(rename = "as")]
-    ask_size: u64,
-    c: u8,
-    t: i64,
-    q: u64,
-    z: u8,
-}
-
-/// An aggregate event (`A` or `AM`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Aggregate {
-    ev: &'static str,
-    sym: String,
-    v: u64,
-    av: u64,
-    op: f64,
-    vw: f64,
-    o: f64,
-    c: f64,
-    h: f64,
-    l: f64,
-    a: f64,
-    z: u64,
-    s: i64,
-    e: i64,
 }
 
 const EXCHANGES: [u8; 12] = [1, 2, 3, 4, 7, 8, 10, 11, 12, 15, 19, 21];

@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::market::Market;
+use crate::feed::protocol::{self, action, status as st, Action, StatusEvent};
 
 /// Faults the simulator can inject, for tests.
 #[derive(Debug, Clone, Default)]
@@ -212,8 +213,9 @@ impl Simulator {
     }
 }
 
+/// A frame holding one status event.
 fn status(status: &str, message: &str) -> String {
-    serde_json::json!([{"ev": "status", "status": status, "message": message}]).to_string()
+    protocol::status_frame(&[StatusEvent::new(status, message)])
 }
 
 /// What a connection subscribed to.
@@ -280,14 +282,17 @@ async fn connection(
     let ws = tokio_tungstenite::accept_hdr_async(stream, check_path).await?;
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = ws.split();
-    sink.send(Message::text(status("connected", "Connected Successfully")))
-        .await?;
+    sink.send(Message::text(status(
+        st::CONNECTED,
+        "Connected Successfully",
+    )))
+    .await?;
 
     // Authentication.
     let key = tokio::select! {
         key = wait_for_auth(&mut stream) => key,
         () = tokio::time::sleep(shared.config.auth_timeout) => {
-            sink.send(Message::text(status("auth_timeout", "No authentication request received."))).await?;
+            sink.send(Message::text(status(st::AUTH_TIMEOUT, "No authentication request received."))).await?;
             return Ok(());
         }
         () = stop.cancelled() => return Ok(()),
@@ -299,7 +304,7 @@ async fn connection(
     if shared.config.key.as_deref().is_some_and(|k| k != key) {
         shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
         sink.send(Message::text(status(
-            "auth_failed",
+            st::AUTH_FAILED,
             "authentication failed",
         )))
         .await?;
@@ -314,7 +319,7 @@ async fn connection(
         }
     }
     shared.stats.auth_success.fetch_add(1, Ordering::Relaxed);
-    sink.send(Message::text(status("auth_success", "authenticated")))
+    sink.send(Message::text(status(st::AUTH_SUCCESS, "authenticated")))
         .await?;
 
     let result = serve(&shared, &mut sink, &mut stream, &mut evicted, &stop).await;
@@ -332,9 +337,9 @@ where
 {
     while let Some(Ok(msg)) = stream.next().await {
         if let Message::Text(text) = msg {
-            if let Ok(action) = serde_json::from_str::<serde_json::Value>(&text) {
-                if action["action"] == "auth" {
-                    return Some(action["params"].as_str().unwrap_or_default().to_string());
+            if let Ok(request) = serde_json::from_str::<Action<'_>>(&text) {
+                if request.action == action::AUTH {
+                    return Some(request.params.into_owned());
                 }
             }
         }
@@ -344,6 +349,9 @@ where
 
 type Sink = futures_util::stream::SplitSink<tokio_tungstenite::WebSocketStream<TcpStream>, Message>;
 type Source = futures_util::stream::SplitStream<tokio_tungstenite::WebSocketStream<TcpStream>>;
+
+/// The text of the `max_connections` status, as Massive words it.
+const EVICTED: &str = "Maximum number of websocket connections exceeded. You have reached the connection limit for your account. Please contact support at https://massive.com/contact to increase your limit.";
 
 /// Serves an authenticated connection until it ends.
 async fn serve(
@@ -357,13 +365,8 @@ async fn serve(
     let mut subs = Subscriptions::default();
     let mut ticker = tokio::time::interval(Duration::from_millis(10));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut rate_start = Instant::now();
-    let mut emitted: u64 = 0;
-    let mut frames: u64 = 0;
-    let mut second = chrono::Utc::now().timestamp_millis() / 1000;
-    let mut minute = second / 60;
-    let batch = config.batch.max(1);
-
+    let mut pace = Pace::new(config.rate, config.batch.max(1));
+    let mut emitter = Emitter::new(config.batch.max(1));
     loop {
         let streaming = !subs.trades.is_empty() || !subs.quotes.is_empty();
         let due = tokio::select! {
@@ -371,10 +374,7 @@ async fn serve(
             () = stop.cancelled() => return Ok(()),
             _ = &mut *evicted => {
                 shared.stats.evictions.fetch_add(1, Ordering::Relaxed);
-                sink.send(Message::text(status(
-                    "max_connections",
-                    "Maximum number of websocket connections exceeded. You have reached the connection limit for your account. Please contact support at https://massive.com/contact to increase your limit.",
-                ))).await?;
+                sink.send(Message::text(status(st::MAX_CONNECTIONS, EVICTED))).await?;
                 let _ = sink.close().await;
                 return Ok(());
             }
@@ -383,8 +383,7 @@ async fn serve(
                     Some(Ok(Message::Text(text))) => {
                         let reply = handle_action(shared, &mut subs, &text);
                         if subs.trades.is_empty() && subs.quotes.is_empty() {
-                            emitted = 0;
-                            rate_start = Instant::now();
+                            pace.restart();
                         }
                         if let Some(reply) = reply {
                             sink.send(Message::text(reply)).await?;
@@ -399,96 +398,164 @@ async fn serve(
                 if !streaming {
                     continue;
                 }
-                let target = (config.rate * rate_start.elapsed().as_secs_f64()) as u64;
-                // After a stall, catch up by at most one second of trades.
-                let due = target.saturating_sub(emitted).min(config.rate.ceil() as u64 + batch as u64);
-                emitted = emitted.max(target.saturating_sub(config.rate.ceil() as u64)) + due;
-                due
+                pace.due()
             }
-            () = std::future::ready(()), if streaming && config.rate <= 0.0 => batch as u64,
+            () = std::future::ready(()), if streaming && config.rate <= 0.0 => pace.batch as u64,
         };
-
-        let now = chrono::Utc::now().timestamp_millis();
-        let mut out = generate(shared, &subs, due as usize, now);
-        // Aggregates close on second / minute boundaries.
-        let (sec, min) = (now / 1000, now / 60_000);
-        if sec != second {
-            out.extend(close_windows(
-                shared,
-                &subs.seconds,
-                false,
-                second * 1000,
-                sec * 1000,
-            ));
-            second = sec;
-        }
-        if min != minute {
-            out.extend(close_windows(
-                shared,
-                &subs.minutes,
-                true,
-                minute * 60_000,
-                min * 60_000,
-            ));
-            minute = min;
-        }
-        for chunk in out.chunks(batch) {
-            let frame = format!(
-                "[{}]",
-                chunk
-                    .iter()
-                    .map(|(json, _)| json.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-            sink.send(Message::text(frame)).await?;
-            frames += 1;
-            let trades: Vec<&SentTrade> = chunk.iter().filter_map(|(_, t)| t.as_ref()).collect();
-            shared.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
-            shared
-                .stats
-                .trades_sent
-                .fetch_add(trades.len() as u64, Ordering::Relaxed);
-            if config.record {
-                if let Ok(mut log) = shared.stats.trades.lock() {
-                    log.extend(trades.into_iter().cloned());
-                }
-            }
-            if config
-                .faults
-                .malformed_every
-                .is_some_and(|n| n > 0 && frames.is_multiple_of(n))
-            {
-                for junk in [
-                    r#"[{"ev":"T","sym":"BROKEN","p":"#,
-                    r#"{"not":"an array"}"#,
-                    r#"[{"ev":"XQ","pair":"BTC-USD","bp":1.0}]"#,
-                ] {
-                    sink.send(Message::text(junk)).await?;
-                    shared.stats.junk_sent.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            if config
-                .faults
-                .drop_every
-                .is_some_and(|n| n > 0 && frames.is_multiple_of(n))
-            {
-                shared.stats.drops.fetch_add(1, Ordering::Relaxed);
-                sink.flush().await?;
-                // Returning drops the socket without a close frame.
-                return Ok(());
-            }
+        let events = emitter.events(shared, &subs, due as usize);
+        if emitter.send(shared, sink, events).await? == Sent::Dropped {
+            return Ok(());
         }
     }
 }
 
+/// How many trades are due at a fixed rate (0: a batch at a time, as fast
+/// as the client reads).
+struct Pace {
+    rate: f64,
+    batch: usize,
+    start: Instant,
+    emitted: u64,
+}
+
+impl Pace {
+    fn new(rate: f64, batch: usize) -> Pace {
+        Pace {
+            rate,
+            batch,
+            start: Instant::now(),
+            emitted: 0,
+        }
+    }
+
+    /// Starts counting again (nothing was subscribed).
+    fn restart(&mut self) {
+        self.emitted = 0;
+        self.start = Instant::now();
+    }
+
+    /// Trades due now. After a stall it catches up by at most one second.
+    fn due(&mut self) -> u64 {
+        let target = (self.rate * self.start.elapsed().as_secs_f64()) as u64;
+        let second = self.rate.ceil() as u64;
+        let due = target
+            .saturating_sub(self.emitted)
+            .min(second + self.batch as u64);
+        self.emitted = self.emitted.max(target.saturating_sub(second)) + due;
+        due
+    }
+}
+
+/// Whether a connection goes on after a send.
+#[derive(PartialEq, Eq)]
+enum Sent {
+    Open,
+    /// The `drop_every` fault dropped the socket.
+    Dropped,
+}
+
+/// One event's JSON, and the trade it carries (for the sent log).
+type Event = (String, Option<SentTrade>);
+
+/// Turns due trades and closed aggregate windows into frames, with the
+/// injected faults.
+struct Emitter {
+    batch: usize,
+    frames: u64,
+    second: i64,
+    minute: i64,
+}
+
+impl Emitter {
+    fn new(batch: usize) -> Emitter {
+        let second = chrono::Utc::now().timestamp_millis() / 1000;
+        Emitter {
+            batch,
+            frames: 0,
+            second,
+            minute: second / 60,
+        }
+    }
+
+    /// `due` trades (and quotes), plus the aggregates of every second and
+    /// minute that closed since the last call.
+    fn events(&mut self, shared: &Shared, subs: &Subscriptions, due: usize) -> Vec<Event> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut out = generate(shared, subs, due, now);
+        let (sec, min) = (now / 1000, now / 60_000);
+        if sec != self.second {
+            let (start, end) = (self.second * 1000, sec * 1000);
+            out.extend(close_windows(shared, &subs.seconds, false, start, end));
+            self.second = sec;
+        }
+        if min != self.minute {
+            let (start, end) = (self.minute * 60_000, min * 60_000);
+            out.extend(close_windows(shared, &subs.minutes, true, start, end));
+            self.minute = min;
+        }
+        out
+    }
+
+    /// Sends `events` in frames of `batch`, counting and logging trades,
+    /// and injects the configured faults.
+    async fn send(
+        &mut self,
+        shared: &Shared,
+        sink: &mut Sink,
+        events: Vec<Event>,
+    ) -> anyhow::Result<Sent> {
+        let faults = &shared.config.faults;
+        for chunk in events.chunks(self.batch) {
+            let body: Vec<&str> = chunk.iter().map(|(json, _)| json.as_str()).collect();
+            sink.send(Message::text(format!("[{}]", body.join(","))))
+                .await?;
+            self.frames += 1;
+            record(shared, chunk);
+            let every = |n: Option<u64>| n.is_some_and(|n| n > 0 && self.frames.is_multiple_of(n));
+            if every(faults.malformed_every) {
+                send_junk(shared, sink).await?;
+            }
+            if every(faults.drop_every) {
+                shared.stats.drops.fetch_add(1, Ordering::Relaxed);
+                sink.flush().await?;
+                // Returning drops the socket without a close frame.
+                return Ok(Sent::Dropped);
+            }
+        }
+        Ok(Sent::Open)
+    }
+}
+
+/// Counts a sent frame and, with `record`, logs its trades.
+fn record(shared: &Shared, chunk: &[Event]) {
+    let trades: Vec<&SentTrade> = chunk.iter().filter_map(|(_, t)| t.as_ref()).collect();
+    shared.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+    shared
+        .stats
+        .trades_sent
+        .fetch_add(trades.len() as u64, Ordering::Relaxed);
+    if shared.config.record {
+        if let Ok(mut log) = shared.stats.trades.lock() {
+            log.extend(trades.into_iter().cloned());
+        }
+    }
+}
+
+/// Malformed JSON, a non-array, and an unknown `ev`.
+async fn send_junk(shared: &Shared, sink: &mut Sink) -> anyhow::Result<()> {
+    for junk in [
+        r#"[{"ev":"T","sym":"BROKEN","p":"#,
+        r#"{"not":"an array"}"#,
+        r#"[{"ev":"XQ","pair":"BTC-USD","bp":1.0}]"#,
+    ] {
+        sink.send(Message::text(junk)).await?;
+        shared.stats.junk_sent.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
 /// Generates `n` trades (and as many quotes, if quotes are subscribed).
-fn generate(
-    shared: &Shared,
-    subs: &Subscriptions,
-    n: usize,
-    now: i64,
-) -> Vec<(String, Option<SentTrade>)> {
+fn generate(shared: &Shared, subs: &Subscriptions, n: usize, now: i64) -> Vec<Event> {
     let mut out = Vec::with_capacity(n * 2);
     let Ok(mut market) = shared.market.lock() else {
         return out;
@@ -523,7 +590,7 @@ fn close_windows(
     minute: bool,
     start: i64,
     end: i64,
-) -> Vec<(String, Option<SentTrade>)> {
+) -> Vec<Event> {
     let Ok(mut market) = shared.market.lock() else {
         return Vec::new();
     };
@@ -536,56 +603,63 @@ fn close_windows(
 
 /// Handles `subscribe` / `unsubscribe`; returns the ack frame.
 fn handle_action(shared: &Shared, subs: &mut Subscriptions, text: &str) -> Option<String> {
-    let action: serde_json::Value = serde_json::from_str(text).ok()?;
-    let verb = action["action"].as_str()?;
-    let subscribe = match verb {
-        "subscribe" => true,
-        "unsubscribe" => false,
-        "auth" => return Some(status("error", "already authenticated")),
-        other => return Some(status("error", &format!("unknown action: {other}"))),
+    let request: Action<'_> = serde_json::from_str(text).ok()?;
+    let subscribe = match request.action.as_ref() {
+        action::SUBSCRIBE => true,
+        action::UNSUBSCRIBE => false,
+        action::AUTH => return Some(status(st::ERROR, "already authenticated")),
+        other => return Some(status(st::ERROR, &format!("unknown action: {other}"))),
     };
     shared.stats.subscribes.fetch_add(1, Ordering::Relaxed);
-    let params = action["params"].as_str().unwrap_or_default();
     let Ok(mut market) = shared.market.lock() else {
         return None;
     };
-    let mut acks = Vec::new();
-    for topic in params.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-        let Some((channel, symbol)) = topic.split_once('.') else {
-            acks.push(serde_json::json!({"ev": "status", "status": "error", "message": format!("invalid topic: {topic}")}));
-            continue;
-        };
-        let set = match channel {
-            "T" => &mut subs.trade_set,
-            "Q" => &mut subs.quote_set,
-            "A" => &mut subs.seconds,
-            "AM" => &mut subs.minutes,
-            _ => {
-                acks.push(serde_json::json!({"ev": "status", "status": "error", "message": format!("invalid channel: {channel}")}));
-                continue;
-            }
-        };
-        let indices: Vec<usize> = if symbol == "*" {
-            (0..market.len()).collect()
-        } else {
-            vec![market.ensure(symbol)]
-        };
-        for i in indices {
-            if subscribe {
-                set.insert(i);
-            } else {
-                set.remove(&i);
-            }
-        }
-        let verb = if subscribe {
-            "subscribed to"
-        } else {
-            "unsubscribed to"
-        };
-        acks.push(serde_json::json!({"ev": "status", "status": "success", "message": format!("{verb}: {topic}")}));
-    }
+    let acks: Vec<StatusEvent<'_>> = request
+        .params
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|topic| apply_topic(&mut market, subs, topic, subscribe))
+        .collect();
     let (trade_set, quote_set) = (subs.trade_set.clone(), subs.quote_set.clone());
     subs.trades.rebuild(&market, &trade_set);
     subs.quotes.rebuild(&market, &quote_set);
-    Some(serde_json::Value::Array(acks).to_string())
+    Some(protocol::status_frame(&acks))
+}
+
+/// (Un)subscribes one topic (`T.AAPL`, `AM.*`); returns its ack.
+fn apply_topic(
+    market: &mut Market,
+    subs: &mut Subscriptions,
+    topic: &str,
+    subscribe: bool,
+) -> StatusEvent<'static> {
+    let Some((channel, symbol)) = topic.split_once('.') else {
+        return StatusEvent::new(st::ERROR, format!("invalid topic: {topic}"));
+    };
+    let set = match channel {
+        "T" => &mut subs.trade_set,
+        "Q" => &mut subs.quote_set,
+        "A" => &mut subs.seconds,
+        "AM" => &mut subs.minutes,
+        _ => return StatusEvent::new(st::ERROR, format!("invalid channel: {channel}")),
+    };
+    let indices: Vec<usize> = if symbol == "*" {
+        (0..market.len()).collect()
+    } else {
+        vec![market.ensure(symbol)]
+    };
+    for i in indices {
+        if subscribe {
+            set.insert(i);
+        } else {
+            set.remove(&i);
+        }
+    }
+    let verb = if subscribe {
+        "subscribed to"
+    } else {
+        "unsubscribed to"
+    };
+    StatusEvent::new(st::SUCCESS, format!("{verb}: {topic}"))
 }

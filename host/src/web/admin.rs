@@ -18,9 +18,9 @@ use axum::{Json, Router};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::config::Secret;
 use crate::manager::{InstallError, PluginManager};
 use crate::plugins::PluginKind;
+use crate::secret::Secret;
 
 /// Largest component upload accepted.
 pub const MAX_UPLOAD: usize = 32 << 20;

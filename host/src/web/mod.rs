@@ -6,6 +6,7 @@
 pub mod admin;
 mod assets;
 pub mod metrics;
+pub mod state;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -22,10 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::Bus;
 use crate::feed::FeedStats;
+use crate::health_loop::ProcessStats;
 use crate::pipeline::PipelineStats;
 use crate::plugins::{PluginKind, PluginRegistry};
-use crate::roles::dashboard::DashboardState;
-use crate::roles::process::ProcessStats;
+use state::DashboardState;
 
 /// What the handlers read.
 #[derive(Clone)]

@@ -10,7 +10,7 @@
 //! Version 1.0.0 reports, over the host's window (its health interval):
 //! - `active_symbols`: distinct symbols that ticked in the window (exact);
 //! - `ticks_per_second`: ticks in the window / window length;
-//! - `patterns_detected`, `indicators_calculated`: 0 (seed fields, kept for
+//! - `patterns_detected`, `indicators_calculated`: 0 (fields of the replaced system, kept for
 //!   consumers; TickStock computes no patterns);
 //! - extras: `total_ticks`, `window_ticks`, `window_seconds`,
 //!   `seconds_since_last_tick`, `last_tick_timestamp`, `subscribed_symbols`,

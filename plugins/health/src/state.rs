@@ -338,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn report_carries_the_seed_fields() {
+    fn report_carries_the_fields_consumers_read() {
         let mut s = HealthState::default();
         s.observe(&["A", "B"], 0);
         let r = s.report(2_000, &host(10_000, 2));

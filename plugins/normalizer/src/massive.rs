@@ -124,7 +124,8 @@ fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error>
     d.deserialize_any(V)
 }
 
-/// The `market_tick` wire object of contract §1, field order included.
+/// The `market_tick` wire object (`docs/contract.md`), field order included:
+/// existing consumers compare payloads byte for byte.
 #[derive(Serialize)]
 struct MarketTick<'a> {
     r#type: &'static str,

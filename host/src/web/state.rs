@@ -1,8 +1,10 @@
-//! The dashboard role's state: the latest session, health and feed events
-//! from the bus, and the status API document built from them (contract §4).
+//! The dashboard role's state: the latest session, health, feed and plugin
+//! events from the bus, and the status API document built from them
+//! (`GET /streaming/api/status`, described in `docs/contract.md`).
 //!
-//! Events are read in either shape (nested under `session` / `health`, or
-//! flat), as the seed's consumer had to learn.
+//! Session and health events are read in either shape (nested under
+//! `session` / `health`, or flat): older producers published them flat,
+//! and a consumer that reads only one shape shows no session at all.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -13,6 +15,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, Channels};
+use crate::contract::{HOST_HEALTH_FIELDS, REQUIRED_METRICS};
 use crate::events::{health_object, session_object};
 
 /// What one event was.
@@ -172,7 +175,7 @@ impl DashboardState {
             .send(json!({"kind": kind_label(kind), "event": event}));
     }
 
-    /// The `/streaming/api/status` document (contract §4).
+    /// The `/streaming/api/status` document.
     pub fn status(&self) -> Value {
         let Ok(latest) = self.latest.read() else {
             return json!({"status": "offline", "session": null, "health": null, "subscriber_stats": {}});
@@ -220,6 +223,10 @@ impl DashboardState {
             "plugin_events": plugins,
             "plugin_status": plugin_status,
             "top_symbols": top,
+            "contract": {
+                "required_metrics": REQUIRED_METRICS,
+                "host_fields": HOST_HEALTH_FIELDS,
+            },
         })
     }
 

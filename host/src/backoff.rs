@@ -1,5 +1,6 @@
-//! Reconnect delays: exponential with jitter, as Massive's official clients
-//! do (0.5 s start, x1.5, 60 s cap), reset only after a stable connection.
+//! Reconnect delays: exponential with jitter, reset only after a stable
+//! connection. The feed uses Massive's official clients' schedule (0.5 s
+//! start, x1.5, 60 s cap); the Redis bus a shorter one of its own.
 
 use std::time::Duration;
 

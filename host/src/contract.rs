@@ -1,4 +1,8 @@
-//! The two plugin kinds and the contract versions this host accepts.
+//! The contract's constants, spelled once: the two plugin kinds
+//! ([`PluginKind`]), the WIT package and the versions this host accepts,
+//! the metrics every health plugin must report, and the health-event
+//! fields the host owns. The prose behind them is in
+//! `docs/contract.md`; the plugin interface itself is `wit/tickstock.wit`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,8 +16,28 @@ pub const WIT_MAJOR: u64 = 1;
 /// Human-readable form of the accepted range, used in errors and `--help`.
 pub const WIT_ACCEPTED: &str = ">=1.0.0, <2.0.0";
 
+/// The metrics every health report carries, as numbers: existing consumers
+/// of `PREFIX:streaming:health` read them.
+pub const REQUIRED_METRICS: [&str; 4] = [
+    "active_symbols",
+    "ticks_per_second",
+    "patterns_detected",
+    "indicators_calculated",
+];
+
+/// Fields of the health object that the host writes; a plugin metric with
+/// one of these names is refused by the conformance check and never
+/// overrides the host's value.
+pub const HOST_HEALTH_FIELDS: [&str; 3] = ["session_id", "status", "timestamp"];
+
+/// The health object's field for why the status is not `healthy`.
+pub const REASON_FIELD: &str = "reason";
+
+/// The default prefix of every channel name.
+pub const DEFAULT_CHANNEL_PREFIX: &str = "tickstock";
+
 /// Which world a component implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     /// World `normalizer`: Massive frames in, ticks out.
@@ -67,5 +91,24 @@ impl FromStr for PluginKind {
                 "unknown plugin kind {other:?}: expected \"normalizer\" or \"health\""
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The constants follow the WIT file the plugins are built from.
+    #[test]
+    fn wit_version_matches_the_wit_file() {
+        let wit = include_str!("../../wit/tickstock.wit");
+        let line = format!("package {WIT_PACKAGE}@{WIT_VERSION};");
+        assert!(
+            wit.lines().any(|l| l.trim() == line),
+            "wit/tickstock.wit does not declare {line}"
+        );
+        let major: u64 = WIT_VERSION.split('.').next().unwrap().parse().unwrap();
+        assert_eq!(major, WIT_MAJOR);
+        assert!(WIT_ACCEPTED.contains(&format!(">={WIT_MAJOR}.0.0")));
     }
 }

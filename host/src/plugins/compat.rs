@@ -10,7 +10,7 @@ use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use super::error::LoadError;
-use super::kind::{PluginKind, WIT_ACCEPTED, WIT_MAJOR, WIT_PACKAGE};
+use crate::contract::{PluginKind, WIT_ACCEPTED, WIT_MAJOR, WIT_PACKAGE};
 
 /// Splits `ns:pkg/iface@1.2.3` into (`ns:pkg/iface`, `Some("1.2.3")`).
 fn split_version(name: &str) -> (&str, Option<&str>) {

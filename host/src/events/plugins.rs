@@ -1,0 +1,134 @@
+//! `PREFIX:plugins`: what the plugins of a process are doing. A
+//! `plugin_status` per running kind every two seconds (name, version, call
+//! counters, latency), and one event per install, refusal or rollback.
+
+use serde::{Deserialize, Serialize};
+
+use crate::contract::PluginKind;
+
+/// Any event on `PREFIX:plugins`, told apart by its `type` field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PluginEvent {
+    /// `plugin_status`.
+    PluginStatus(PluginStatus),
+    /// `plugin_installed`.
+    PluginInstalled(PluginInstalled),
+    /// `plugin_refused`.
+    PluginRefused(PluginRefused),
+    /// `plugin_rolled_back`.
+    PluginRolledBack(PluginRolledBack),
+}
+
+/// The active version of one kind and its call statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginStatus {
+    /// Which world.
+    pub kind: PluginKind,
+    /// Self-reported name.
+    pub name: String,
+    /// Self-reported version.
+    pub version: String,
+    /// Contract version it was built against.
+    pub wit_version: String,
+    /// SHA-256 of the component, hex.
+    pub sha256: String,
+    /// When it went live (RFC 3339, microseconds).
+    pub loaded_at: String,
+    /// Where it came from: `embedded`, a file path, `admin upload`.
+    pub source: String,
+    /// Calls since it went live.
+    pub calls: u64,
+    /// Failed calls (trap, deadline, memory limit).
+    pub errors: u64,
+    /// Calls stopped at the deadline.
+    pub deadline_errors: u64,
+    /// Median call latency, ms (`null` before the first call).
+    pub p50_ms: Option<f64>,
+    /// 99th percentile call latency, ms (`null` before the first call).
+    pub p99_ms: Option<f64>,
+    /// When the event was made (milliseconds, `Z`).
+    pub timestamp: String,
+}
+
+/// A new version went live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginInstalled {
+    /// Which world.
+    pub kind: PluginKind,
+    /// Self-reported name.
+    pub name: String,
+    /// The version now live.
+    pub version: String,
+    /// Its contract version.
+    pub wit_version: String,
+    /// The version it replaced.
+    pub previous_version: Option<String>,
+    /// How long the hot path paused for the switch, µs.
+    pub pause_us: u64,
+    /// Health plugins: `carried over`, or why the state started fresh.
+    pub state: Option<String>,
+    /// Where it came from.
+    pub source: String,
+    /// One line for people.
+    pub message: String,
+    /// When (milliseconds, `Z`).
+    pub timestamp: String,
+}
+
+/// An upload or file that was refused; the running version keeps serving.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginRefused {
+    /// Which world.
+    pub kind: PluginKind,
+    /// Where it came from.
+    pub source: String,
+    /// Why it was refused.
+    pub reason: String,
+    /// One line for people.
+    pub message: String,
+    /// When (milliseconds, `Z`).
+    pub timestamp: String,
+}
+
+/// The active version was replaced by the one before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginRolledBack {
+    /// Which world.
+    pub kind: PluginKind,
+    /// The version that was active.
+    pub from_version: Option<String>,
+    /// The version now live.
+    pub version: String,
+    /// Whether the host did it by itself (a new version kept failing).
+    pub automatic: bool,
+    /// Why.
+    pub reason: Option<String>,
+    /// Health plugins: `carried over`, or why the state started fresh.
+    pub state: Option<String>,
+    /// One line for people.
+    pub message: String,
+    /// When (milliseconds, `Z`).
+    pub timestamp: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_type_field_tells_events_apart() {
+        let refused = PluginEvent::PluginRefused(PluginRefused {
+            kind: PluginKind::Health,
+            source: "admin upload".into(),
+            reason: "not a component".into(),
+            message: "m".into(),
+            timestamp: "t".into(),
+        });
+        let json = serde_json::to_value(&refused).unwrap();
+        assert_eq!(json["type"], "plugin_refused");
+        assert_eq!(json["kind"], "health");
+        let back: PluginEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back, refused);
+    }
+}

@@ -1,0 +1,147 @@
+//! The health loop: ticks from `PREFIX:market:ticks` go to the health
+//! plugin, and exactly one `streaming_health` event per interval comes out.
+//!
+//! Three parts, one file each:
+//! - the health plugin on its own [`PluginThread`] (here): it takes
+//!   [`HealthJob`]s in order, so a report covers every batch observed
+//!   before it;
+//! - [`consume`]: reads tick messages in batches and hands them over (and
+//!   the ingest role's `PREFIX:feed` events, into a [`FeedView`]);
+//! - [`reporter`]: once per interval, asks the plugin for a report, adds
+//!   the host's own state (feed, bus, drops) and publishes the event.
+//!
+//! The process role ([`crate::roles::process`]) wraps this loop in a
+//! session.
+
+mod consume;
+mod feed_view;
+mod reporter;
+
+use std::ops::ControlFlow;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+pub use feed_view::FeedView;
+
+use crate::bus::Bus;
+use crate::plugins::bindings::health_metrics;
+use crate::plugins::runner::{PluginThread, Swapper};
+use crate::plugins::{CallError, HealthPlugin, HealthReport, HostState, Tick};
+
+/// Ticks handed to the health thread per batch, at most.
+const MAX_BATCH: usize = 2_048;
+/// Batches queued for the health thread.
+const INBOX: usize = 256;
+/// How long the reporter waits for the plugin's report.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Health loop counters.
+#[derive(Debug, Default)]
+pub struct ProcessStats {
+    /// Ticks handed to the health component.
+    pub ticks_processed: AtomicU64,
+    /// Tick messages that were not a valid `market_tick`.
+    pub invalid_ticks: AtomicU64,
+    /// Health events published.
+    pub health_events: AtomicU64,
+    /// Failed health plugin calls.
+    pub plugin_errors: AtomicU64,
+}
+
+/// Work for the health thread.
+pub enum HealthJob {
+    /// A batch of ticks that arrived at the given time (Unix ms).
+    Observe(Vec<Tick>, i64),
+    /// A report as of the given time, with the host's state.
+    Report(
+        i64,
+        HostState,
+        oneshot::Sender<Result<HealthReport, CallError>>,
+    ),
+}
+
+/// What the health loop needs to know besides the bus.
+pub struct Settings {
+    /// Time between health events.
+    pub interval: Duration,
+    /// Symbols subscribed (0 for the whole market).
+    pub subscribed: u32,
+    /// The session the events belong to.
+    pub session_id: String,
+}
+
+/// A running health loop.
+pub struct HealthLoop {
+    /// Counters.
+    pub stats: Arc<ProcessStats>,
+    thread: PluginThread<health_metrics::Guest>,
+    reporter: tokio::task::JoinHandle<()>,
+}
+
+impl HealthLoop {
+    /// Starts the health thread, the tick consumer and the reporter. The
+    /// consumer stops on `cancel`; the reporter too, after which
+    /// [`HealthLoop::stopped`] returns.
+    pub fn start(
+        plugin: HealthPlugin,
+        bus: &Bus,
+        feed: FeedView,
+        settings: Settings,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<HealthLoop> {
+        let stats = Arc::new(ProcessStats::default());
+        let thread_stats = stats.clone();
+        let (thread, inbox) = PluginThread::spawn("health", plugin, INBOX, move |plugin, job| {
+            serve(plugin, job, &thread_stats);
+            ControlFlow::Continue(())
+        })
+        .context("starting the health thread")?;
+        let feed = Arc::new(feed);
+        consume::start(
+            bus,
+            inbox.clone(),
+            stats.clone(),
+            feed.clone(),
+            cancel.clone(),
+        );
+        let reporter = reporter::Reporter::new(bus.clone(), inbox, stats.clone(), feed, settings);
+        let reporter = tokio::spawn(async move { reporter.run(&cancel).await });
+        Ok(HealthLoop {
+            stats,
+            thread,
+            reporter,
+        })
+    }
+
+    /// Where health plugin swaps go.
+    pub fn swapper(&self) -> Swapper<health_metrics::Guest> {
+        self.thread.swapper()
+    }
+
+    /// Waits until the reporter stopped (after cancellation).
+    pub async fn stopped(self) {
+        let _ = self.reporter.await;
+    }
+}
+
+/// One job on the health thread.
+fn serve(plugin: &mut HealthPlugin, job: HealthJob, stats: &ProcessStats) {
+    match job {
+        HealthJob::Observe(ticks, now) => {
+            if let Err(err) = plugin.observe(&ticks, now) {
+                stats
+                    .plugin_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(plugin = %plugin.label(), error = %err, "health plugin failed to observe a batch");
+            }
+        }
+        HealthJob::Report(now, host, reply) => {
+            let _ = reply.send(plugin.report(now, &host));
+        }
+    }
+}

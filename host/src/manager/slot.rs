@@ -1,0 +1,82 @@
+//! [`LiveSlot`]: a plugin kind running in this process, as the manager
+//! drives it. Implemented once, for the [`Swapper`] of any world: build a
+//! throwaway instance and run the world's conformance check on it, build
+//! and warm the live instance, swap it in between two work items, drop the
+//! old one off the hot path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use super::InstallError;
+use crate::plugins::runner::Swapper;
+use crate::plugins::{CallStats, LoadedComponent, Plugin, PluginEngine, PluginInfo, World};
+
+/// How long a swap may wait for the plugin's thread (it finishes the call
+/// in progress first; a call is bounded by its deadline).
+const SWAP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What went live.
+pub struct WentLive {
+    /// The new version's name and version.
+    pub info: PluginInfo,
+    /// Its call counters.
+    pub stats: Arc<CallStats>,
+    /// How long the plugin's thread paused for the switch.
+    pub pause: Duration,
+    /// For stateful worlds: whether the state was carried over, or why not.
+    pub state: Option<Result<(), String>>,
+}
+
+/// A plugin kind that runs in this process.
+pub trait LiveSlot: Send + Sync {
+    /// Validates `component` on a throwaway instance and makes a fresh
+    /// instance of it live.
+    fn go_live(
+        &self,
+        engine: PluginEngine,
+        component: Arc<LoadedComponent>,
+    ) -> BoxFuture<'_, Result<WentLive, InstallError>>;
+}
+
+impl<W: World + Send + 'static> LiveSlot for Swapper<W> {
+    fn go_live(
+        &self,
+        engine: PluginEngine,
+        component: Arc<LoadedComponent>,
+    ) -> BoxFuture<'_, Result<WentLive, InstallError>> {
+        Box::pin(async move {
+            let kind = W::KIND;
+            let live = tokio::task::spawn_blocking(move || prepare::<W>(&engine, component))
+                .await
+                .map_err(|_| InstallError::Stopped(kind))??;
+            let (info, stats) = (live.info().clone(), live.stats().clone());
+            let swapped = self
+                .swap(live, SWAP_TIMEOUT)
+                .await
+                .map_err(|e| InstallError::Swap(kind, e))?;
+            // Dropping an instance unmaps its memory: not on the hot path.
+            let old = swapped.old;
+            tokio::task::spawn_blocking(move || drop(old));
+            Ok(WentLive {
+                info,
+                stats,
+                pause: swapped.pause,
+                state: swapped.state,
+            })
+        })
+    }
+}
+
+/// Conformance on a throwaway instance, then the live instance, warmed.
+fn prepare<W: World>(
+    engine: &PluginEngine,
+    component: Arc<LoadedComponent>,
+) -> Result<Plugin<W>, InstallError> {
+    let mut probe = Plugin::<W>::new(engine, component.clone())?;
+    W::conformance(&mut probe).map_err(|p| InstallError::Conformance(p.join("; ")))?;
+    let mut live = Plugin::<W>::new(engine, component)?;
+    W::warm_up(&mut live);
+    Ok(live)
+}

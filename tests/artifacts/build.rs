@@ -1,0 +1,50 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a build script fails by panicking
+//! Builds the test-only guest components into `target/test-guests` (its own
+//! directory: the host's build script builds the same plugin crates without
+//! features into `target/guests`, and both may run at once).
+
+#[path = "../../host/build_guests.rs"]
+mod build_guests;
+
+use build_guests::Guest;
+
+const GUESTS: &[Guest] = &[
+    Guest {
+        package: "tickstock-test-misbehave",
+        features: "",
+        name: "misbehave",
+    },
+    Guest {
+        package: "tickstock-test-next-major",
+        features: "",
+        name: "next_major",
+    },
+    // Versions of the real plugins, for the hot-swap tests.
+    Guest {
+        package: "tickstock-normalizer",
+        features: "test-next",
+        name: "normalizer_next",
+    },
+    Guest {
+        package: "tickstock-normalizer",
+        features: "test-trap",
+        name: "normalizer_trap",
+    },
+    Guest {
+        package: "tickstock-health",
+        features: "test-next",
+        name: "health_next",
+    },
+];
+
+fn main() {
+    build_guests::require_wasm_target();
+    let manifest_dir =
+        std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("tests/artifacts sits two levels below the workspace root")
+        .to_path_buf();
+    build_guests::build_all(&root, &root.join("target").join("test-guests"), GUESTS);
+}
