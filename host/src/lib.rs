@@ -24,9 +24,11 @@
 //! (command line and dispatch), [`author`] (plugin-author tools),
 //! [`admin_client`] (`tickstock plugins`), [`telemetry`] (logging).
 //!
-//! Layers, lowest first (an arrow only ever points down): `contract`,
-//! `secret`, `backoff`; `events`, `feed`, `bus`, `plugins`; `pipeline`,
-//! `health_loop`, `manager`, `web`; `roles`; `app`.
+//! Modules form layers and only ever use a lower one (`layers.rs` lists
+//! them and its test checks every `crate::` path): `contract`, `secret`,
+//! `backoff` at the bottom; then `events` and `bus`; `plugins`; `feed`;
+//! `pipeline`, `health_loop`, `manager`, `simulator`; `web`; `roles`;
+//! `app` at the top.
 
 pub mod admin_client;
 pub mod app;
@@ -39,6 +41,8 @@ pub mod contract;
 pub mod events;
 pub mod feed;
 pub mod health_loop;
+#[cfg(test)]
+mod layers;
 pub mod manager;
 pub mod pipeline;
 pub mod plugins;

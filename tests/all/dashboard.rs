@@ -8,47 +8,48 @@ use futures_util::StreamExt;
 use tickstock::bus::BusStats;
 use tickstock::roles::Host;
 use tickstock::web::state::EventKind;
-use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{self, wait_until};
+use crate::helpers::{self, wait_until, Child, TestHost};
 
 const SECS: Duration = Duration::from_secs(30);
 
-async fn host(name: &str) -> (Host, CancellationToken) {
+async fn host(name: &str) -> TestHost {
     let config = helpers::config(
         &helpers::prefix(name),
         None,
         30,
         Duration::from_millis(1000),
     );
-    let cancel = CancellationToken::new();
-    (Host::start(&config, cancel.clone()).await.unwrap(), cancel)
+    TestHost::start(&config).await
 }
 
 /// chromedriver on a free port, killed on drop.
 struct ChromeDriver {
     port: u16,
-    child: std::process::Child,
+    _child: Child,
 }
 
 impl ChromeDriver {
     fn start() -> ChromeDriver {
         let port = helpers::free_port();
-        let child = std::process::Command::new("chromedriver")
-            .arg(format!("--port={port}"))
+        let mut cmd = std::process::Command::new("chromedriver");
+        cmd.arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("chromedriver must be installed (apt-get install chromium chromium-driver; .ci/run does it)");
-        ChromeDriver { port, child }
+            .stderr(std::process::Stdio::null());
+        assert!(
+            which("chromedriver"),
+            "chromedriver must be installed (apt-get install chromium chromium-driver; .ci/run does it)"
+        );
+        ChromeDriver {
+            port,
+            _child: Child::spawn(cmd),
+        }
     }
 }
 
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 async fn browser(driver: &ChromeDriver) -> fantoccini::Client {
@@ -101,7 +102,7 @@ async fn number(client: &fantoccini::Client, id: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_live_data_in_a_real_browser() {
-    let (host, cancel) = host("browser").await;
+    let host = host("browser").await;
     let driver = ChromeDriver::start();
     let client = browser(&driver).await;
     client
@@ -178,8 +179,7 @@ async fn the_page_shows_live_data_in_a_real_browser() {
     assert!(png.len() > 10_000);
 
     client.close().await.unwrap();
-    cancel.cancel();
-    host.wait().await.unwrap();
+    host.stop().await;
 }
 
 fn sample(families: &prometheus_parse::Scrape, name: &str) -> f64 {
@@ -210,7 +210,7 @@ async fn scrape(addr: std::net::SocketAddr) -> prometheus_parse::Scrape {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_and_move_with_traffic() {
-    let (host, cancel) = host("metrics").await;
+    let host = host("metrics").await;
     wait_until("ticks", SECS, || {
         BusStats::get(&host.bus.stats().ticks_published) > 50
     })
@@ -268,8 +268,7 @@ async fn metrics_parse_and_move_with_traffic() {
             .status(),
         200
     );
-    cancel.cancel();
-    host.wait().await.unwrap();
+    host.stop().await;
 }
 
 async fn ws_client(
@@ -283,7 +282,7 @@ async fn ws_client(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_slows_nobody() {
-    let (host, cancel) = host("slowws").await;
+    let host = host("slowws").await;
     let _slow = ws_client(host.addr).await; // connected, never read
     let mut fast = ws_client(host.addr).await;
     let snapshot: serde_json::Value =
@@ -333,13 +332,12 @@ async fn a_client_that_never_reads_slows_nobody() {
     let skipped = sample(&metrics, "tickstock_ws_events_lagged_total")
         + sample(&metrics, "tickstock_ws_clients_dropped_total");
     assert!(skipped > 0.0 || sample(&metrics, "tickstock_ws_messages_sent_total") > 0.0);
-    cancel.cancel();
-    host.wait().await.unwrap();
+    host.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_clients_all_get_live_health() {
-    let (host, cancel) = host("manyws").await;
+    let host = host("manyws").await;
     let mut clients = Vec::new();
     for _ in 0..200 {
         clients.push(ws_client(host.addr).await);
@@ -367,8 +365,7 @@ async fn two_hundred_clients_all_get_live_health() {
     for t in tasks {
         assert_eq!(tokio::time::timeout(SECS, t).await.unwrap().unwrap(), 1);
     }
-    cancel.cancel();
-    host.wait().await.unwrap();
+    host.stop().await;
 }
 
 fn host_ws_clients(host: &Host) -> u64 {

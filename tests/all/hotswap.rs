@@ -10,9 +10,8 @@ use tickstock::plugins::{embedded, PluginKind};
 use tickstock::roles::Host;
 use tickstock::secret::Secret;
 use tickstock::simulator::{Simulator, SimulatorConfig, SimulatorStats};
-use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{self, guests, wait_until};
+use crate::helpers::{self, guests, wait_until, TestHost};
 
 const SECS: Duration = Duration::from_secs(30);
 const TOKEN: &str = "s3cret-admin-token";
@@ -35,10 +34,9 @@ async fn host_with(
     prefix: &str,
     redis: Option<String>,
     symbols: &[&str],
-) -> (Host, CancellationToken) {
+) -> TestHost {
     let config = sim_config(sim, prefix, redis, symbols);
-    let cancel = CancellationToken::new();
-    (Host::start(&config, cancel.clone()).await.unwrap(), cancel)
+    TestHost::start(&config).await
 }
 
 async fn simulator(rate: f64, universe: &[&str]) -> Simulator {
@@ -84,7 +82,7 @@ fn active_version(host: &Host, kind: PluginKind) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_needs_the_token() {
     let sim = simulator(200.0, &SYMBOLS).await;
-    let (host, cancel) = host_with(&sim, &helpers::prefix("auth"), None, &SYMBOLS).await;
+    let host = host_with(&sim, &helpers::prefix("auth"), None, &SYMBOLS).await;
     let url = format!("http://{}/admin/plugins", host.addr);
     let client = reqwest::Client::new();
     assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
@@ -133,14 +131,12 @@ async fn the_admin_api_needs_the_token() {
     assert_eq!(kinds, vec!["normalizer", "health"]);
     assert_eq!(body["plugins"][0]["active"]["version"], "1.0.0");
     assert_eq!(body["plugins"][0]["history"][0]["action"], "loaded");
-    cancel.cancel();
-    host.wait().await.unwrap();
+    host.stop().await;
 
     // Without a token the API does not exist.
     let mut config = helpers::config(&helpers::prefix("noadmin"), None, 3, Duration::from_secs(1));
     config.admin_token = None;
-    let cancel = CancellationToken::new();
-    let host = Host::start(&config, cancel.clone()).await.unwrap();
+    let host = TestHost::start(&config).await;
     let resp = reqwest::Client::new()
         .get(format!("http://{}/admin/plugins", host.addr))
         .bearer_auth(TOKEN)
@@ -149,15 +145,14 @@ async fn the_admin_api_needs_the_token() {
         .unwrap();
     assert_eq!(resp.status(), 404);
     assert!(resp.text().await.unwrap().contains("TICKSTOCK_ADMIN_TOKEN"));
-    cancel.cancel();
-    host.wait().await.unwrap();
+    host.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
     let sim = simulator(300.0, &SYMBOLS).await;
     let prefix = helpers::prefix("refuse");
-    let (host, cancel) = host_with(&sim, &prefix, None, &SYMBOLS).await;
+    let host = host_with(&sim, &prefix, None, &SYMBOLS).await;
     let mut plugin_events = host
         .bus
         .subscribe(vec![Channels::new(prefix.clone()).plugins()], 1024);
@@ -244,23 +239,24 @@ async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
     .await;
     // Every refusal was announced.
     let mut refused = 0;
+    let plugin_schema = helpers::schema("plugin_event.json");
     while let Some(m) = plugin_events.try_recv() {
         let v: serde_json::Value = serde_json::from_str(&m.payload).unwrap();
+        helpers::assert_schema(&plugin_schema, &v);
         if v["type"] == "plugin_refused" {
             refused += 1;
             assert!(!v["reason"].as_str().unwrap().is_empty());
         }
     }
     assert_eq!(refused, 5, "each of the five bad components was announced");
-    cancel.cancel();
-    host.wait().await.unwrap();
+    host.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_swaps_under_load_deliver_every_tick_exactly_once_in_order() {
     let (redis, ch, consumer) = helpers::redis_and_consumer("swaps").await;
     let sim = simulator(2_000.0, &SYMBOLS).await;
-    let (host, cancel) = host_with(&sim, ch.prefix(), Some(redis.url()), &SYMBOLS).await;
+    let host = host_with(&sim, ch.prefix(), Some(redis.url()), &SYMBOLS).await;
     wait_until("ticks flowing", SECS, || consumer.count(&ch.ticks()) > 200).await;
 
     let versions = [
@@ -345,8 +341,7 @@ async fn twenty_swaps_under_load_deliver_every_tick_exactly_once_in_order() {
         pauses[pauses.len() / 2],
         pauses[pauses.len() - 1]
     );
-    cancel.cancel();
-    host.wait().await.unwrap();
+    host.stop().await;
 }
 
 async fn next(sub: &mut tickstock::bus::Subscription) -> serde_json::Value {
@@ -361,7 +356,7 @@ async fn next(sub: &mut tickstock::bus::Subscription) -> serde_json::Value {
 async fn health_state_survives_a_swap() {
     let sim = simulator(400.0, &SYMBOLS).await;
     let prefix = helpers::prefix("state");
-    let (host, cancel) = host_with(&sim, &prefix, None, &SYMBOLS).await;
+    let host = host_with(&sim, &prefix, None, &SYMBOLS).await;
     let mut health = host
         .bus
         .subscribe(vec![Channels::new(prefix.clone()).health()], 1024);
@@ -405,15 +400,14 @@ async fn health_state_survives_a_swap() {
             .is_some()
     })
     .await;
-    cancel.cancel();
-    host.wait().await.unwrap();
+    host.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trapping_version_dead_letters_its_frames_and_is_rolled_back() {
     let (redis, ch, consumer) = helpers::redis_and_consumer("trap").await;
     let sim = simulator(1_000.0, &SYMBOLS).await;
-    let (host, cancel) = host_with(&sim, ch.prefix(), Some(redis.url()), &SYMBOLS).await;
+    let host = host_with(&sim, ch.prefix(), Some(redis.url()), &SYMBOLS).await;
     wait_until("ticks flowing", SECS, || consumer.count(&ch.ticks()) > 100).await;
 
     let (code, reply) = post(
@@ -438,7 +432,9 @@ async fn a_trapping_version_dead_letters_its_frames_and_is_rolled_back() {
     .await;
     let letters = consumer.on(&ch.deadletter());
     assert!(letters.len() >= 3, "{} dead letters", letters.len());
+    let letter_schema = helpers::schema("deadletter.json");
     for l in &letters {
+        helpers::assert_schema(&letter_schema, &l.json);
         assert_eq!(l.json["plugin"], "massive-stocks@1.0.1-trap");
         assert!(
             l.json["error"].as_str().unwrap().contains("TRAPME"),
@@ -466,8 +462,19 @@ async fn a_trapping_version_dead_letters_its_frames_and_is_rolled_back() {
         letters.len(),
         "every failed frame was dead-lettered and counted"
     );
-    cancel.cancel();
-    host.wait().await.unwrap();
+    // Every kind of plugins event seen here matches its schema.
+    let plugin_schema = helpers::schema("plugin_event.json");
+    let events = consumer.on(&ch.plugins());
+    for e in &events {
+        helpers::assert_schema(&plugin_schema, &e.json);
+    }
+    for kind in ["plugin_status", "plugin_installed", "plugin_rolled_back"] {
+        assert!(
+            events.iter().any(|e| e.json["type"] == kind),
+            "no {kind} event"
+        );
+    }
+    host.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -476,8 +483,7 @@ async fn a_file_dropped_in_the_plugin_directory_is_installed() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = sim_config(&sim, &helpers::prefix("dir"), None, &SYMBOLS);
     config.plugins.dir = Some(dir.path().to_path_buf());
-    let cancel = CancellationToken::new();
-    let host = Host::start(&config, cancel.clone()).await.unwrap();
+    let host = TestHost::start(&config).await;
     // Written under another name, then renamed: how deployments drop files.
     let tmp = dir.path().join("incoming.tmp");
     std::fs::write(&tmp, guests::normalizer_next()).unwrap();
@@ -490,14 +496,13 @@ async fn a_file_dropped_in_the_plugin_directory_is_installed() {
     std::fs::write(dir.path().join("health.wasm"), b"garbage").unwrap();
     tokio::time::sleep(Duration::from_millis(3_000)).await;
     assert_eq!(active_version(&host, PluginKind::Health), "1.0.0");
-    cancel.cancel();
-    host.wait().await.unwrap();
+    host.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_lists_installs_and_rolls_back() {
     let sim = simulator(200.0, &SYMBOLS).await;
-    let (host, cancel) = host_with(&sim, &helpers::prefix("cli"), None, &SYMBOLS).await;
+    let host = host_with(&sim, &helpers::prefix("cli"), None, &SYMBOLS).await;
     let dir = tempfile::tempdir().unwrap();
     let next = dir.path().join("next.wasm");
     std::fs::write(&next, guests::normalizer_next()).unwrap();
@@ -547,6 +552,5 @@ async fn the_cli_lists_installs_and_rolls_back() {
     assert!(!ok);
     assert!(out.contains("401"), "{out}");
     assert!(!out.contains("wrong-token"), "the token leaked: {out}");
-    cancel.cancel();
-    host.wait().await.unwrap();
+    host.stop().await;
 }

@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use tickstock::bus::{BusStats, Channels};
-use tickstock::roles::Host;
-use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{self, assert_schema, schema, wait_until, Consumer, RedisServer};
+use crate::helpers::{
+    self, assert_schema, schema, wait_until, Child, Consumer, RedisServer, TestHost,
+};
 
 const SECS: Duration = Duration::from_secs(30);
 
@@ -29,11 +29,17 @@ async fn every_channel_matches_the_contract_and_schemas() {
         12,
         Duration::from_millis(1000),
     );
-    let cancel = CancellationToken::new();
-    let host = Host::start(&config, cancel.clone()).await.unwrap();
-    wait_until("two health events and ticks", SECS, || {
-        consumer.count(&ch.health()) >= 2 && consumer.count(&ch.ticks()) >= 100
-    })
+    let host = TestHost::start(&config).await;
+    wait_until(
+        "two health events, ticks, feed and plugin status",
+        SECS,
+        || {
+            consumer.count(&ch.health()) >= 2
+                && consumer.count(&ch.ticks()) >= 100
+                && consumer.count(&ch.feed()) >= 1
+                && consumer.count(&ch.plugins()) >= 2
+        },
+    )
     .await;
     // The status API, as an old dashboard reads it.
     let status: serde_json::Value =
@@ -43,8 +49,7 @@ async fn every_channel_matches_the_contract_and_schemas() {
             .json()
             .await
             .unwrap();
-    cancel.cancel();
-    host.wait().await.unwrap();
+    host.stop().await;
     wait_until("session_stopped", SECS, || {
         consumer.count(&ch.session_stopped()) == 1
     })
@@ -104,6 +109,30 @@ async fn every_channel_matches_the_contract_and_schemas() {
     assert!(((stop - start).num_milliseconds() as f64 / 1000.0 - duration).abs() < 0.01);
     assert!(stopped["session"]["ticks_processed"].as_u64().unwrap() >= 100);
 
+    // TickStock's own channels: schema, and the host's own types read them back.
+    let feed_schema = schema("feed_status.json");
+    let feed = consumer.on(&ch.feed());
+    for f in &feed {
+        assert_schema(&feed_schema, &f.json);
+        serde_json::from_value::<tickstock::events::FeedStatus>(f.json.clone()).unwrap();
+    }
+    assert!(
+        feed.iter().any(|f| f.json["connected"] == true),
+        "no feed_status said connected"
+    );
+    let plugin_schema = schema("plugin_event.json");
+    let mut kinds = HashSet::new();
+    for p in consumer.on(&ch.plugins()) {
+        assert_schema(&plugin_schema, &p.json);
+        match serde_json::from_value(p.json.clone()).unwrap() {
+            tickstock::events::PluginEvent::PluginStatus(status) => {
+                kinds.insert(status.kind.to_string());
+            }
+            other => panic!("only status events expected, got {other:?}"),
+        }
+    }
+    assert_eq!(kinds.len(), 2, "plugin_status of both kinds: {kinds:?}");
+
     assert_schema(&schema("status_response.json"), &status);
     assert_eq!(status["status"], "online", "{status}");
     assert_eq!(status["session"]["session_id"], sid.as_str());
@@ -128,14 +157,12 @@ async fn one_health_event_per_interval_matching_the_published_ticks() {
         40,
         Duration::from_millis(1000),
     );
-    let cancel = CancellationToken::new();
-    let host = Host::start(&config, cancel.clone()).await.unwrap();
+    let host = TestHost::start(&config).await;
     wait_until("six health events", SECS, || {
         consumer.count(&ch.health()) >= 6
     })
     .await;
-    cancel.cancel();
-    host.wait().await.unwrap();
+    host.stop().await;
 
     let health = consumer.on(&ch.health());
     let ticks = consumer.on(&ch.ticks());
@@ -194,8 +221,7 @@ async fn a_redis_outage_degrades_health_and_publishing_resumes() {
     let consumer = Consumer::start(&redis.url(), &prefix).await;
     let mut config = helpers::config(&prefix, Some(redis.url()), 10, Duration::from_millis(500));
     config.publish_buffer = 300;
-    let cancel = CancellationToken::new();
-    let host = Host::start(&config, cancel.clone()).await.unwrap();
+    let host = TestHost::start(&config).await;
     wait_until("ticks flowing", SECS, || consumer.count(&ch.ticks()) >= 100).await;
 
     redis.kill();
@@ -225,9 +251,8 @@ async fn a_redis_outage_degrades_health_and_publishing_resumes() {
         })
     })
     .await;
-    cancel.cancel();
     let pipeline = host.ingest.pipeline.clone();
-    host.wait().await.unwrap();
+    host.stop().await;
     // Every tick the normalizer produced was either published or dropped.
     let produced = pipeline.ticks.load(std::sync::atomic::Ordering::Relaxed);
     let published = BusStats::get(&stats.ticks_published);
@@ -240,64 +265,30 @@ async fn a_redis_outage_degrades_health_and_publishing_resumes() {
     assert!(BusStats::get(&stats.reconnects) >= 1);
 }
 
-/// Runs a role as its own process.
-struct Role {
-    child: std::process::Child,
-}
-
-impl Role {
-    fn spawn(role: &str, redis: &str, prefix: &str, extra: &[&str]) -> Role {
-        let child = helpers::tickstock_bin()
-            .args([
-                role,
-                "--redis-url",
-                redis,
-                "--channel-prefix",
-                prefix,
-                "--symbols",
-                "AAPL,MSFT,NVDA,AMZN,GOOG",
-            ])
-            .args(extra)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        Role { child }
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = std::process::Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the role did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts a role as its own process against `redis` with `prefix`.
+fn role(role: &str, redis: &str, prefix: &str, extra: &[&str]) -> Child {
+    let mut cmd = helpers::tickstock_bin();
+    cmd.args([
+        role,
+        "--redis-url",
+        redis,
+        "--channel-prefix",
+        prefix,
+        "--symbols",
+        "AAPL,MSFT,NVDA,AMZN,GOOG",
+    ])
+    .args(extra)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    Child::spawn(cmd)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_and_process_restart_independently_and_sigterm_stops_the_session() {
     let (redis, ch, consumer) = helpers::redis_and_consumer("roles").await;
     let prefix = ch.prefix().to_string();
-    let _ingest = Role::spawn("ingest", &redis.url(), &prefix, &[]);
-    let mut process = Role::spawn(
+    let _ingest = role("ingest", &redis.url(), &prefix, &[]);
+    let mut process = role(
         "process",
         &redis.url(),
         &prefix,
@@ -318,7 +309,7 @@ async fn ingest_and_process_restart_independently_and_sigterm_stops_the_session(
     .await;
 
     // A restarted process starts a new session and reports again.
-    let mut process = Role::spawn(
+    let mut process = role(
         "process",
         &redis.url(),
         &prefix,
@@ -357,7 +348,7 @@ async fn ingest_and_process_restart_independently_and_sigterm_stops_the_session(
     })
     .await;
     // And a restarted ingest feeds the same session.
-    let _ingest = Role::spawn("ingest", &redis.url(), &prefix, &[]);
+    let _ingest = role("ingest", &redis.url(), &prefix, &[]);
     let t = consumer.count(&ch.ticks());
     wait_until("ticks again", SECS, || consumer.count(&ch.ticks()) > t + 50).await;
 
@@ -394,13 +385,12 @@ async fn the_default_command_runs_the_whole_flow_without_redis_or_key() {
     let port = helpers::free_port();
     // No subcommand, no Redis, no key: what `cargo run --release` runs. The
     // address and interval come from the environment, not arguments.
-    let mut child = helpers::tickstock_bin()
-        .env("TICKSTOCK_LISTEN", format!("127.0.0.1:{port}"))
+    let mut cmd = helpers::tickstock_bin();
+    cmd.env("TICKSTOCK_LISTEN", format!("127.0.0.1:{port}"))
         .env("TICKSTOCK_HEALTH_INTERVAL", "1")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::null());
+    let _child = Child::spawn(cmd);
     let url = format!("http://127.0.0.1:{port}/streaming/api/status");
     let deadline = Instant::now() + SECS;
     let status = loop {
@@ -421,6 +411,4 @@ async fn the_default_command_runs_the_whole_flow_without_redis_or_key() {
     assert_eq!(status["session"]["universe"], "market_leaders:top_500");
     assert_eq!(status["session"]["symbol_count"], 500);
     assert_eq!(status["feed"]["connected"], true);
-    let _ = child.kill();
-    let _ = child.wait();
 }

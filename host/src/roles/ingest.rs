@@ -64,30 +64,7 @@ impl Ingest {
         )
         .await?;
 
-        let (url, key, simulator) = match &config.api_key {
-            Some(key) => (config.massive_url.clone(), key.clone(), None),
-            None => {
-                let key = uuid::Uuid::new_v4().to_string();
-                let universe = match &config.subscription.symbols {
-                    Symbols::List(list) => list.clone(),
-                    Symbols::All => Universe::named(DEFAULT_UNIVERSE)?.symbols,
-                };
-                let sim = Simulator::start(
-                    "127.0.0.1:0",
-                    SimulatorConfig {
-                        key: Some(key.clone()),
-                        rate: 300.0,
-                        batch: 10,
-                        seed: rand::random(),
-                        universe,
-                        ..Default::default()
-                    },
-                )
-                .await?;
-                tracing::info!(url = %sim.url(), "MASSIVE_API_KEY is not set: using the built-in Massive simulator");
-                (sim.url(), Secret::new(key), Some(sim))
-            }
-        };
+        let (url, key, simulator) = feed_source(config).await?;
 
         let stats = Arc::new(PipelineStats::default());
         let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
@@ -127,6 +104,31 @@ impl Ingest {
         }
         Ok(result?)
     }
+}
+
+/// Where the feed connects: Massive with the configured key, or, without
+/// one, the built-in simulator on a free loopback port (with a random key,
+/// over a real WebSocket).
+async fn feed_source(config: &Config) -> anyhow::Result<(String, Secret, Option<Simulator>)> {
+    if let Some(key) = &config.api_key {
+        return Ok((config.massive_url.clone(), key.clone(), None));
+    }
+    let key = uuid::Uuid::new_v4().to_string();
+    let universe = match &config.subscription.symbols {
+        Symbols::List(list) => list.clone(),
+        Symbols::All => Universe::named(DEFAULT_UNIVERSE)?.symbols,
+    };
+    let settings = SimulatorConfig {
+        key: Some(key.clone()),
+        rate: 300.0,
+        batch: 10,
+        seed: rand::random(),
+        universe,
+        ..Default::default()
+    };
+    let sim = Simulator::start("127.0.0.1:0", settings).await?;
+    tracing::info!(url = %sim.url(), "MASSIVE_API_KEY is not set: using the built-in Massive simulator");
+    Ok((sim.url(), Secret::new(key), Some(sim)))
 }
 
 /// Publishes the pipeline's output, in order.

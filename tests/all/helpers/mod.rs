@@ -1,0 +1,42 @@
+//! Helpers shared by every test module, one file per concern; everything is
+//! re-exported here so tests write `helpers::name`.
+
+pub mod feed;
+pub mod host;
+pub mod plugins;
+pub mod redis;
+pub mod schema;
+
+use std::time::Duration;
+
+pub use feed::*;
+pub use host::*;
+pub use plugins::*;
+pub use redis::*;
+pub use schema::*;
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; panics
+/// with `what` on timeout.
+pub async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !cond() {
+        if std::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A unique channel prefix for one test.
+pub fn prefix(test: &str) -> String {
+    format!("t{}-{}", std::process::id(), test)
+}
