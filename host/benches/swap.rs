@@ -48,6 +48,7 @@ fn main() {
     let (pipeline, frames) = pipeline::spawn(
         NormalizerPlugin::new(&engine, v1.clone()).unwrap(),
         256,
+        Default::default(),
         out_tx,
         stats.clone(),
     )

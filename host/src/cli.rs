@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::plugins::PluginKind;
+use crate::universe::DEFAULT_UNIVERSE;
 
 /// TickStock: Massive market data -> WebAssembly plugins -> Redis and a live dashboard.
 #[derive(Debug, Parser)]
@@ -147,7 +148,7 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
     /// The universe whose symbols trade (most active first).
-    #[arg(long, default_value = "market_leaders:top_500", value_name = "NAME")]
+    #[arg(long, default_value = DEFAULT_UNIVERSE, value_name = "NAME")]
     pub universe: String,
     /// Fault injection: drop the socket after every N data frames.
     #[arg(long, value_name = "N")]

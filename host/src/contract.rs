@@ -28,7 +28,7 @@ pub const REQUIRED_METRICS: [&str; 4] = [
 /// Fields of the health object that the host writes; a plugin metric with
 /// one of these names is refused by the conformance check and never
 /// overrides the host's value.
-pub const HOST_HEALTH_FIELDS: [&str; 3] = ["session_id", "status", "timestamp"];
+pub const HOST_HEALTH_FIELDS: [&str; 4] = ["session_id", "status", "timestamp", REASON_FIELD];
 
 /// The health object's field for why the status is not `healthy`.
 pub const REASON_FIELD: &str = "reason";

@@ -27,16 +27,36 @@ fn uses(source: &str) -> Vec<String> {
     for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
         for (i, _) in line.match_indices("crate::") {
             let rest = &line[i + "crate::".len()..];
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() {
-                found.push(name);
+            // `crate::{a, b::c}` names several modules at once.
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group
+                    .split('}')
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .collect(),
+                None => vec![rest],
+            };
+            for item in names {
+                let name: String = item
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    found.push(name);
+                }
             }
         }
     }
     found
+}
+
+#[test]
+fn grouped_paths_are_read() {
+    let found =
+        uses("use crate::{events::X, bus};\nlet y = crate::feed::Frame;\n// crate::roles\n");
+    assert_eq!(found, vec!["events", "bus", "feed"]);
 }
 
 #[test]

@@ -24,11 +24,11 @@
 //! (command line and dispatch), [`author`] (plugin-author tools),
 //! [`admin_client`] (`tickstock plugins`), [`telemetry`] (logging).
 //!
-//! Modules form layers and only ever use a lower one (`layers.rs` lists
-//! them and its test checks every `crate::` path): `contract`, `secret`,
-//! `backoff` at the bottom; then `events` and `bus`; `plugins`; `feed`;
-//! `pipeline`, `health_loop`, `manager`, `simulator`; `web`; `roles`;
-//! `app` at the top.
+//! Modules form layers and only ever use a lower one; `layers.rs` lists
+//! them (from `contract`, `secret` and `backoff` at the bottom, through
+//! `events`/`bus`, `plugins`, `feed`, then `pipeline`, `health_loop`,
+//! `manager`, up to `web`, `roles` and `app`) and its test checks every
+//! `crate::` path.
 
 pub mod admin_client;
 pub mod app;

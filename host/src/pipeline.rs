@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::feed::Frame;
 use crate::plugins::bindings::normalize;
-use crate::plugins::runner::{Inbox, PluginThread, Swapper};
+use crate::plugins::runner::{Inbox, PluginThread, RunnerOptions, RunnerStats, Swapper};
 use crate::plugins::{skip_reason_label, NormalizedTick, NormalizerPlugin, SkipReason};
 
 /// The ticks of one frame.
@@ -101,6 +101,11 @@ impl Pipeline {
         self.thread.swapper()
     }
 
+    /// What the thread's watchdog has done.
+    pub fn runner(&self) -> &Arc<RunnerStats> {
+        self.thread.stats()
+    }
+
     /// Whether the pipeline thread has ended.
     pub fn is_finished(&self) -> bool {
         self.thread.is_finished()
@@ -113,11 +118,16 @@ impl Pipeline {
 pub fn spawn(
     plugin: NormalizerPlugin,
     capacity: usize,
+    options: RunnerOptions,
     out: mpsc::Sender<Output>,
     stats: Arc<PipelineStats>,
 ) -> std::io::Result<(Pipeline, Inbox<Frame>)> {
-    let (thread, frames) =
-        PluginThread::spawn("normalize", plugin, capacity, move |plugin, frame| {
+    let (thread, frames) = PluginThread::spawn(
+        "normalize",
+        plugin,
+        capacity,
+        options,
+        move |plugin, frame| {
             stats.frames.fetch_add(1, Ordering::Relaxed);
             let Some(output) = normalize(plugin, frame, &stats) else {
                 return ControlFlow::Continue(());
@@ -127,7 +137,8 @@ pub fn spawn(
                 return ControlFlow::Break(());
             }
             ControlFlow::Continue(())
-        })?;
+        },
+    )?;
     Ok((Pipeline { thread }, frames))
 }
 

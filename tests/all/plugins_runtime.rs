@@ -179,9 +179,11 @@ fn compiled_components_are_cached_on_disk() {
         .load(PluginKind::Normalizer, embedded::NORMALIZER)
         .unwrap();
     assert_eq!(loaded.cache, CacheOutcome::Miss);
+    let entry = first.cache().unwrap().entry(&loaded.sha256);
+    assert!(!entry.exists(), "nothing is cached before it is accepted");
+    first.keep(&loaded);
     let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(entries.len(), 1);
-    let entry = first.cache().unwrap().entry(&loaded.sha256);
     assert!(entry.exists());
 
     // A new engine (a restart) loads the compiled form instead of compiling.
@@ -203,6 +205,87 @@ fn compiled_components_are_cached_on_disk() {
         .load(PluginKind::Normalizer, embedded::NORMALIZER)
         .unwrap();
     assert_eq!(recompiled.cache, CacheOutcome::Miss);
+}
+
+#[test]
+fn refused_components_are_never_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = PluginEngine::new(Limits::default(), Some(dir.path())).unwrap();
+    // Compiles, then is refused: the wrong kind.
+    let err = engine
+        .load(PluginKind::Health, embedded::NORMALIZER)
+        .err()
+        .unwrap();
+    assert!(matches!(err, LoadError::WrongKind { .. }), "{err}");
+    let cached = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .count();
+    assert_eq!(cached, 0, "a refused component left a compiled entry");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_cache_directory_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let engine = PluginEngine::new(Limits::default(), Some(&shared)).unwrap();
+    assert!(engine.cache().is_none(), "a world-writable cache was trusted");
+    // The host still works: it compiles.
+    let loaded = engine
+        .load(PluginKind::Normalizer, embedded::NORMALIZER)
+        .unwrap();
+    assert_eq!(loaded.cache, CacheOutcome::Disabled);
+    engine.keep(&loaded);
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0);
+
+    // A directory it creates itself is private.
+    let fresh = dir.path().join("fresh");
+    let engine = PluginEngine::new(Limits::default(), Some(&fresh)).unwrap();
+    assert!(engine.cache().is_some());
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}
+
+#[test]
+fn the_cache_evicts_the_least_recently_used_and_cleans_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    // A temporary file a crashed writer left an hour ago.
+    let leftover = dir.path().join("abc-0000.tmp4242");
+    std::fs::write(&leftover, b"half").unwrap();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .append(true)
+        .open(&leftover)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let engine = PluginEngine::new(Limits::default(), Some(dir.path())).unwrap();
+    assert!(!leftover.exists(), "a stale temporary file was left");
+
+    let normalizer = engine
+        .load(PluginKind::Normalizer, embedded::NORMALIZER)
+        .unwrap();
+    let health = engine.load(PluginKind::Health, embedded::HEALTH).unwrap();
+    engine.keep(&normalizer);
+    engine.keep(&health);
+    let cache = engine.cache().unwrap();
+    let (old, new) = (cache.entry(&normalizer.sha256), cache.entry(&health.sha256));
+    // The normalizer's entry was used longest ago.
+    std::fs::File::options()
+        .append(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let keep_one = std::fs::metadata(&new).unwrap().len();
+    cache.evict(keep_one);
+    assert!(!old.exists(), "the least recently used entry stayed");
+    assert!(new.exists(), "the recently used entry was evicted");
 }
 
 #[test]

@@ -21,11 +21,17 @@ pub enum FeedState {
     Streaming,
     /// Stopped for good (shutdown or `auth_failed`).
     Stopped,
+    /// A state this version does not know (sent by a newer ingest role);
+    /// never sent by this one.
+    #[serde(other)]
+    Unknown,
 }
 
-/// `PREFIX:feed` (`"type": "feed_status"`).
+/// `PREFIX:feed` (`"type": "feed_status"`). Read leniently: a field an
+/// older ingest role does not send takes its default, and a newer one's
+/// extra fields are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename = "feed_status")]
+#[serde(tag = "type", rename = "feed_status", default)]
 pub struct FeedStatus {
     /// Where the connection is.
     pub state: FeedState,

@@ -28,7 +28,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 pub use deadletter::DeadLetter;
 pub use feed::FeedStatus;
 pub use health::{health_object, HealthEvent};
-pub use plugins::{PluginEvent, PluginInstalled, PluginRefused, PluginRolledBack, PluginStatus};
+pub use plugins::{
+    PluginAbandoned, PluginEvent, PluginInstalled, PluginRefused, PluginRolledBack, PluginStatus,
+};
 pub use session::{session_object, SessionStarted, SessionStopped, StartedSession, StoppedSession};
 
 /// `2025-10-07T19:21:51.658768+00:00`

@@ -18,6 +18,8 @@ pub enum PluginEvent {
     PluginRefused(PluginRefused),
     /// `plugin_rolled_back`.
     PluginRolledBack(PluginRolledBack),
+    /// `plugin_abandoned`.
+    PluginAbandoned(PluginAbandoned),
 }
 
 /// The active version of one kind and its call statistics.
@@ -106,6 +108,25 @@ pub struct PluginRolledBack {
     pub reason: Option<String>,
     /// Health plugins: `carried over`, or why the state started fresh.
     pub state: Option<String>,
+    /// One line for people.
+    pub message: String,
+    /// When (milliseconds, `Z`).
+    pub timestamp: String,
+}
+
+/// A plugin call did not return in time: its thread was abandoned and a
+/// fresh thread with a fresh instance of the same version took over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginAbandoned {
+    /// Which world.
+    pub kind: PluginKind,
+    /// `name@version` of the plugin whose call was stuck.
+    pub plugin: String,
+    /// How long the call had run when it was abandoned, ms.
+    pub stuck_ms: u64,
+    /// Abandoned threads of this kind still stuck (the host exits when
+    /// more than 3 are).
+    pub stuck_now: u64,
     /// One line for people.
     pub message: String,
     /// When (milliseconds, `Z`).

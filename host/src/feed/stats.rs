@@ -21,7 +21,7 @@ impl FeedState {
             FeedState::Connecting => 1,
             FeedState::Authenticating => 2,
             FeedState::Streaming => 3,
-            FeedState::Stopped => 4,
+            FeedState::Stopped | FeedState::Unknown => 4,
         }
     }
 }

@@ -115,7 +115,12 @@ fn read(
     if *message.channel == *feed_channel {
         match serde_json::from_str::<FeedStatus>(&message.payload) {
             Ok(status) => feed.note(status),
-            Err(err) => tracing::debug!(error = %err, "unreadable feed_status event"),
+            Err(err) => {
+                let n = stats.invalid_feed_events.fetch_add(1, Ordering::Relaxed);
+                if n.is_power_of_two() || n == 0 {
+                    tracing::warn!(error = %err, unreadable_total = n + 1, "unreadable feed_status event");
+                }
+            }
         }
         return;
     }

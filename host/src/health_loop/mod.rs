@@ -30,15 +30,23 @@ pub use feed_view::FeedView;
 
 use crate::bus::Bus;
 use crate::plugins::bindings::health_metrics;
-use crate::plugins::runner::{PluginThread, Swapper};
-use crate::plugins::{CallError, HealthPlugin, HealthReport, HostState, Tick};
+use crate::plugins::runner::{PluginThread, RunnerOptions, Swapper};
+
+/// How long the reporter waits for a report: three intervals, at least
+/// [`REPORT_TIMEOUT_MIN`].
+fn report_timeout(interval: Duration) -> Duration {
+    (interval * 3).max(REPORT_TIMEOUT_MIN)
+}
+use crate::plugins::{CallError, HealthPlugin, HealthReport, HostState, PluginRegistry, Tick};
 
 /// Ticks handed to the health thread per batch, at most.
 const MAX_BATCH: usize = 2_048;
 /// Batches queued for the health thread.
 const INBOX: usize = 256;
-/// How long the reporter waits for the plugin's report.
-const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the reporter waits for the plugin's report, at least: the
+/// report queues behind the batches already waiting (a stuck call is the
+/// watchdog's business and ends far sooner).
+const REPORT_TIMEOUT_MIN: Duration = Duration::from_secs(10);
 
 /// Health loop counters.
 #[derive(Debug, Default)]
@@ -47,6 +55,8 @@ pub struct ProcessStats {
     pub ticks_processed: AtomicU64,
     /// Tick messages that were not a valid `market_tick`.
     pub invalid_ticks: AtomicU64,
+    /// `PREFIX:feed` messages that were not a readable `feed_status`.
+    pub invalid_feed_events: AtomicU64,
     /// Health events published.
     pub health_events: AtomicU64,
     /// Failed health plugin calls.
@@ -73,6 +83,10 @@ pub struct Settings {
     pub subscribed: u32,
     /// The session the events belong to.
     pub session_id: String,
+    /// How the health thread's watchdog reports.
+    pub runner: RunnerOptions,
+    /// Incidents (abandoned plugin threads) to report as issues.
+    pub registry: Arc<PluginRegistry>,
 }
 
 /// A running health loop.
@@ -96,11 +110,13 @@ impl HealthLoop {
     ) -> anyhow::Result<HealthLoop> {
         let stats = Arc::new(ProcessStats::default());
         let thread_stats = stats.clone();
-        let (thread, inbox) = PluginThread::spawn("health", plugin, INBOX, move |plugin, job| {
-            serve(plugin, job, &thread_stats);
-            ControlFlow::Continue(())
-        })
-        .context("starting the health thread")?;
+        let options = settings.runner.clone();
+        let (thread, inbox) =
+            PluginThread::spawn("health", plugin, INBOX, options, move |plugin, job| {
+                serve(plugin, job, &thread_stats);
+                ControlFlow::Continue(())
+            })
+            .context("starting the health thread")?;
         let feed = Arc::new(feed);
         consume::start(
             bus,

@@ -4,14 +4,15 @@
 //! still see one event per interval.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use chrono::Utc;
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::{FeedView, HealthJob, ProcessStats, Settings, REPORT_TIMEOUT};
+use super::{report_timeout, FeedView, HealthJob, ProcessStats, Settings};
 use crate::bus::{Bus, BusStats};
 use crate::contract::REQUIRED_METRICS;
 use crate::events::HealthEvent;
@@ -26,6 +27,8 @@ pub(super) struct Reporter {
     settings: Settings,
     last_drops: AtomicU64,
     warned: AtomicBool,
+    /// When the previous report was made: incidents since then are issues.
+    last_report: Mutex<Instant>,
 }
 
 impl Reporter {
@@ -44,6 +47,7 @@ impl Reporter {
             settings,
             last_drops: AtomicU64::new(0),
             warned: AtomicBool::new(false),
+            last_report: Mutex::new(Instant::now()),
         }
     }
 
@@ -76,30 +80,39 @@ impl Reporter {
         let feed = self.feed.health();
         let drops = feed.frames_dropped + BusStats::get(&bus.dropped) + BusStats::get(&bus.lagged);
         let previous = self.last_drops.swap(drops, Ordering::Relaxed);
+        let mut issues: Vec<String> = feed.issue.into_iter().collect();
+        if let Ok(mut last) = self.last_report.lock() {
+            issues.extend(self.settings.registry.incidents_since(*last));
+            *last = Instant::now();
+        }
         HostState {
             window_ms: self.settings.interval.as_millis() as u64,
             subscribed_symbols: self.settings.subscribed,
             feed_connected: feed.connected,
             bus_connected: bus.is_connected(),
             dropped_since_last_report: drops.saturating_sub(previous),
-            issues: feed.issue.into_iter().collect(),
+            issues,
         }
     }
 
-    /// Asks the health thread for a report, under a timeout.
+    /// Asks the health thread for a report (queued behind the batches
+    /// already waiting), under one timeout for queueing and answering.
     async fn report(&self, now_ms: i64, host: HostState) -> Result<HealthReport, String> {
-        let (reply_tx, reply_rx) = oneshot::channel();
-        self.inbox
-            .send(HealthJob::Report(now_ms, host, reply_tx))
+        let limit = report_timeout(self.settings.interval);
+        let asked = async {
+            let (reply_tx, reply_rx) = oneshot::channel();
+            self.inbox
+                .send(HealthJob::Report(now_ms, host, reply_tx))
+                .await
+                .map_err(|e| e.to_string())?;
+            match reply_rx.await {
+                Ok(report) => report.map_err(|e| e.to_string()),
+                Err(_) => Err("the health thread stopped".to_string()),
+            }
+        };
+        tokio::time::timeout(limit, asked)
             .await
-            .map_err(|e| e.to_string())?;
-        match tokio::time::timeout(REPORT_TIMEOUT, reply_rx).await {
-            Ok(Ok(report)) => report.map_err(|e| e.to_string()),
-            Ok(Err(_)) => Err("the health thread stopped".into()),
-            Err(_) => Err(format!(
-                "the health plugin did not report within {REPORT_TIMEOUT:?}"
-            )),
-        }
+            .unwrap_or_else(|_| Err(format!("the health plugin did not report within {limit:?}")))
     }
 
     async fn health_event(&self) -> HealthEvent {

@@ -15,7 +15,7 @@
 mod auto_rollback;
 mod history;
 mod slot;
-mod watch;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,8 +54,9 @@ pub enum InstallError {
     /// The plugin's thread did not take the new version.
     #[error("the {0} plugin could not be swapped: {1}")]
     Swap(PluginKind, RunnerError),
-    /// The host is shutting down.
-    #[error("the {0} plugin's thread has stopped")]
+    /// A blocking task of the install failed (the runtime is shutting
+    /// down, or the task panicked).
+    #[error("the {0} install task stopped before it finished")]
     Stopped(PluginKind),
 }
 
@@ -160,8 +161,14 @@ impl PluginManager {
         bytes: Vec<u8>,
         source: &str,
     ) -> Result<Installed, InstallError> {
+        // Compiling a large component takes seconds: never under the lock
+        // that other installs and rollbacks wait for.
+        let loaded = self.load(kind, bytes).await;
         let _one_at_a_time = self.lock().await;
-        let result = self.install_locked(kind, bytes, source).await;
+        let result = match loaded {
+            Ok(component) => self.install_locked(component, source).await,
+            Err(err) => Err(err),
+        };
         let timestamp = health_time(Utc::now());
         match &result {
             Ok(done) => {
@@ -194,12 +201,12 @@ impl PluginManager {
         result
     }
 
-    async fn install_locked(
+    /// Compiles (or takes from the cache) and checks `bytes` as `kind`.
+    async fn load(
         &self,
         kind: PluginKind,
         bytes: Vec<u8>,
-        source: &str,
-    ) -> Result<Installed, InstallError> {
+    ) -> Result<Arc<LoadedComponent>, InstallError> {
         if !self.runs(kind) {
             return Err(InstallError::NotHere(kind));
         }
@@ -207,11 +214,20 @@ impl PluginManager {
         let component = tokio::task::spawn_blocking(move || engine.load(kind, &bytes))
             .await
             .map_err(|_| InstallError::Stopped(kind))??;
+        Ok(Arc::new(component))
+    }
+
+    async fn install_locked(
+        &self,
+        component: Arc<LoadedComponent>,
+        source: &str,
+    ) -> Result<Installed, InstallError> {
         let version = Version {
-            component: Arc::new(component),
+            component,
             source: source.to_string(),
         };
         let done = self.activate(&version, "installed", None).await?;
+        self.engine.keep(&version.component);
         self.history.push(version);
         Ok(done)
     }
@@ -324,7 +340,7 @@ impl PluginManager {
             .map(|kind| {
                 json!({
                     "kind": kind,
-                    "active": self.registry.active(kind).map(|a| a.status()),
+                    "active": self.registry.active(kind).map(|a| PluginEvent::PluginStatus(a.status())),
                     "history": self.registry.history(kind),
                     "rollback_stack": self.history.summary(kind),
                 })

@@ -14,8 +14,12 @@ use crate::plugins::runner::Swapper;
 use crate::plugins::{CallStats, LoadedComponent, Plugin, PluginEngine, PluginInfo, World};
 
 /// How long a swap may wait for the plugin's thread (it finishes the call
-/// in progress first; a call is bounded by its deadline).
+/// in progress first; a call is bounded by its deadline, and a stuck one is
+/// abandoned by the thread's watchdog).
 const SWAP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the conformance check (every call under its own deadline) and
+/// the live instance's set-up may take in all.
+const PREPARE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What went live.
 pub struct WentLive {
@@ -48,9 +52,16 @@ impl<W: World + Send + 'static> LiveSlot for Swapper<W> {
     ) -> BoxFuture<'_, Result<WentLive, InstallError>> {
         Box::pin(async move {
             let kind = W::KIND;
-            let live = tokio::task::spawn_blocking(move || prepare::<W>(&engine, component))
-                .await
-                .map_err(|_| InstallError::Stopped(kind))??;
+            let prepared = tokio::task::spawn_blocking(move || prepare::<W>(&engine, component));
+            let live = match tokio::time::timeout(PREPARE_TIMEOUT, prepared).await {
+                Ok(joined) => joined.map_err(|_| InstallError::Stopped(kind))??,
+                // The blocking thread finishes on its own; nothing waits for it.
+                Err(_) => {
+                    return Err(InstallError::Conformance(format!(
+                        "the check did not finish within {PREPARE_TIMEOUT:?}"
+                    )))
+                }
+            };
             let (info, stats) = (live.info().clone(), live.stats().clone());
             let swapped = self
                 .swap(live, SWAP_TIMEOUT)

@@ -2,9 +2,13 @@
 //! `normalizer*.wasm` / `health*.wasm` is installed through
 //! [`PluginManager::install`].
 //!
-//! It polls once a second (works on every filesystem, and an atomic rename
-//! shows up as a change); a file must keep the same size for two polls, so
-//! a copy in progress is not installed half-written.
+//! One naming rule, at start-up and while watching: a file of kind K is a
+//! regular file (not a symlink, FIFO or device) named `K*.wasm`, at most
+//! [`MAX_FILE`] bytes; when several match, the last in name order is the
+//! one the role starts with ([`newest_in`]). It polls once a second (works
+//! on every filesystem, and an atomic rename shows up as a change); a file
+//! must keep the same size for two polls, so a copy in progress is not
+//! installed half-written. Reading happens off the async threads.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +22,8 @@ use crate::plugins::PluginKind;
 
 /// Time between two looks at the directory.
 const POLL: Duration = Duration::from_secs(1);
+/// Largest plugin file read (the admin API's upload limit).
+pub const MAX_FILE: u64 = 32 << 20;
 
 /// Starts watching `dir`. What is there now is what the roles started with
 /// and counts as installed; it is read before this returns, so a file
@@ -29,6 +35,11 @@ pub(super) fn watch(manager: &Arc<PluginManager>, dir: PathBuf, cancel: Cancella
         .map(|(path, bytes)| (path, sha(&bytes)))
         .collect();
     tokio::spawn(async move {
+        let scan_dir = move |dir: PathBuf| async move {
+            tokio::task::spawn_blocking(move || scan(&dir))
+                .await
+                .unwrap_or_default()
+        };
         let mut sizes: HashMap<PathBuf, u64> = HashMap::new();
         let mut every = tokio::time::interval(POLL);
         loop {
@@ -36,7 +47,7 @@ pub(super) fn watch(manager: &Arc<PluginManager>, dir: PathBuf, cancel: Cancella
                 () = cancel.cancelled() => return,
                 _ = every.tick() => {}
             }
-            for (path, bytes) in scan(&dir) {
+            for (path, bytes) in scan_dir(dir.clone()).await {
                 let size = bytes.len() as u64;
                 if sizes.insert(path.clone(), size) != Some(size) {
                     continue; // still changing, or new: look again next time
@@ -77,18 +88,50 @@ fn kind_of(path: &Path) -> Option<PluginKind> {
         .find(|kind| name.starts_with(kind.as_str()))
 }
 
-fn scan(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+/// Whether `path` may be read as a plugin file: a regular file (checked
+/// without following a symlink), not too large.
+fn readable(path: &Path) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() && meta.len() <= MAX_FILE => true,
+        Ok(meta) if meta.file_type().is_file() => {
+            tracing::warn!(path = %path.display(), bytes = meta.len(), max = MAX_FILE, "plugin file too large; ignored");
+            false
+        }
+        Ok(_) => {
+            tracing::warn!(path = %path.display(), "not a regular file (a symlink, FIFO or device); ignored");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// The plugin files in `dir`, in name order.
+fn files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut files: Vec<_> = entries
+    let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| kind_of(p).is_some())
-        .filter_map(|p| std::fs::read(&p).ok().map(|b| (p, b)))
+        .filter(|p| kind_of(p).is_some() && readable(p))
         .collect();
-    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files.sort();
     files
+}
+
+/// The file of `kind` a role starts with: the last in name order.
+pub fn newest_in(dir: &Path, kind: PluginKind) -> Option<PathBuf> {
+    files(dir)
+        .into_iter()
+        .filter(|p| kind_of(p) == Some(kind))
+        .next_back()
+}
+
+fn scan(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    files(dir)
+        .into_iter()
+        .filter_map(|p| std::fs::read(&p).ok().map(|b| (p, b)))
+        .collect()
 }
 
 fn sha(bytes: &[u8]) -> String {

@@ -75,19 +75,32 @@ pub fn check(
     }
 
     for (name, _) in ty.imports(engine) {
-        let (iface, version) = split_version(name);
-        let granted = if iface.starts_with("wasi:") {
-            true
-        } else if iface.starts_with(&format!("{WIT_PACKAGE}/")) {
-            version.and_then(major_of) == Some(WIT_MAJOR)
-        } else {
-            false
-        };
-        if !granted {
+        if !granted(name) {
             return Err(LoadError::UnsupportedImport(name.to_string()));
         }
     }
     Ok(version)
+}
+
+/// The WASI 0.2 packages the host links (inert; see [`super::wasi`]).
+const WASI_PACKAGES: [&str; 6] = [
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:cli/",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+];
+
+/// Whether the host provides import `name`: the contract's own interfaces
+/// at the accepted major version, or WASI 0.2.x.
+fn granted(name: &str) -> bool {
+    let (iface, version) = split_version(name);
+    if iface.starts_with(&format!("{WIT_PACKAGE}/")) {
+        return version.and_then(major_of) == Some(WIT_MAJOR);
+    }
+    WASI_PACKAGES.iter().any(|p| iface.starts_with(p))
+        && version.is_some_and(|v| v.starts_with("0.2."))
 }
 
 #[cfg(test)]
@@ -103,5 +116,17 @@ mod tests {
         assert_eq!(split_version("root-func"), ("root-func", None));
         assert_eq!(major_of("2.0.0"), Some(2));
         assert_eq!(major_of("x"), None);
+    }
+
+    #[test]
+    fn wasi_0_2_and_the_contract_are_granted_and_nothing_else() {
+        assert!(granted("wasi:io/poll@0.2.0"));
+        assert!(granted("wasi:clocks/monotonic-clock@0.2.6"));
+        assert!(granted("tickstock:plugins/host@1.3.0"));
+        assert!(!granted("tickstock:plugins/host@2.0.0"));
+        assert!(!granted("wasi:http/types@0.2.0"), "not linked");
+        assert!(!granted("wasi:io/poll@0.3.0"), "another WASI release");
+        assert!(!granted("wasi:io/poll"), "unversioned");
+        assert!(!granted("acme:evil/backdoor@1.0.0"));
     }
 }

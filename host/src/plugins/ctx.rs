@@ -1,5 +1,6 @@
-//! What a plugin's `Store` holds: an empty WASI context, the memory cap, and
-//! the host's one granted function, `log`.
+//! What a plugin's `Store` holds: an inert WASI context (see [`super::wasi`]),
+//! the instance's resource budget ([`Budget`]), the deadline bookkeeping,
+//! and the host's one granted function, `log`.
 
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
@@ -16,21 +17,36 @@ const LOG_LINE_MAX: usize = 1_024;
 /// Bytes of guest stderr kept (a Rust guest's panic message lands there);
 /// writes past this fail inside the guest and are lost.
 const STDERR_CAPTURE: usize = 4_096;
+/// Host-side WASI resources (streams, pollables, sockets) one instance may
+/// hold at once; creating more fails in the guest.
+const HOST_RESOURCES: usize = 1_024;
+/// Largest `wasi:random` request, in bytes (the bytes are built on the host
+/// before the guest's memory cap applies).
+const RANDOM_BYTES_MAX: u64 = 1 << 20;
+/// Core instances, linear memories and tables one component may create: far
+/// above what a Rust or componentize-py component needs, far below
+/// wasmtime's defaults (10,000 each), each of which would otherwise get
+/// memory of its own.
+const MAX_INSTANCES: usize = 100;
+const MAX_MEMORIES: usize = 16;
+const MAX_TABLES: usize = 32;
 
 /// The per-store state of one plugin instance.
 pub struct PluginCtx {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(super) limiter: MemoryCap,
+    pub(super) limiter: Budget,
     /// `name@version`, attached to every log line.
     pub(super) label: String,
     /// Log lines written during the current call.
     pub(super) logs_this_call: u32,
-    /// CPU time of the calling thread at the last deadline check of the
-    /// current call (`None` until the first check; reset by every call).
-    pub(super) cpu_checkpoint: Option<std::time::Duration>,
-    /// CPU time one call may use.
-    pub(super) deadline: std::time::Duration,
+    /// Log lines dropped by the per-call limit, since the instance started.
+    pub(super) logs_dropped: u64,
+    /// When the current call (or instantiation) started.
+    pub(super) call_started: std::time::Instant,
+    /// The calling thread's CPU time when the current call first ran past
+    /// its deadline (`None` until then; reset by every call).
+    pub(super) cpu_at_deadline: Option<std::time::Duration>,
     /// The guest's stderr, kept in memory so a trap can quote the panic
     /// message. Never forwarded anywhere else.
     stderr: MemoryOutputPipe,
@@ -40,8 +56,10 @@ impl PluginCtx {
     /// A context with an empty WASI context (no preopened directories, no
     /// network, no environment, no arguments, no inherited stdio; stderr is
     /// captured into a small buffer) and a memory cap.
-    pub fn new(label: String, memory_limit: usize, deadline: std::time::Duration) -> Self {
+    pub fn new(label: String, memory_limit: usize) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(HOST_RESOURCES);
         PluginCtx {
             // WasiCtx::builder() starts empty: nothing is inherited. Clocks
             // are frozen at zero: time reaches a plugin only as an argument,
@@ -50,14 +68,19 @@ impl PluginCtx {
                 .stderr(stderr.clone())
                 .wall_clock(FrozenClock)
                 .monotonic_clock(FrozenClock)
+                .max_random_size(RANDOM_BYTES_MAX)
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
                 .build(),
             stderr,
-            table: ResourceTable::new(),
-            limiter: MemoryCap::new(memory_limit),
+            table,
+            limiter: Budget::new(memory_limit),
             label,
             logs_this_call: 0,
-            cpu_checkpoint: None,
-            deadline,
+            logs_dropped: 0,
+            call_started: std::time::Instant::now(),
+            cpu_at_deadline: None,
         }
     }
 }
@@ -90,6 +113,7 @@ impl wit::host::Host for PluginCtx {
     fn log(&mut self, level: LogLevel, message: String) {
         self.logs_this_call += 1;
         if self.logs_this_call > LOG_LINES_PER_CALL {
+            self.logs_dropped += 1;
             if self.logs_this_call == LOG_LINES_PER_CALL + 1 {
                 tracing::warn!(plugin = %self.label, "plugin log limit reached for this call; dropping further lines");
             }
@@ -114,48 +138,78 @@ impl wit::host::Host for PluginCtx {
     }
 }
 
-/// Caps a plugin's linear memory and remembers when the cap was hit, so the
-/// resulting trap can be reported as a memory-limit error.
-pub struct MemoryCap {
+/// One budget per plugin instance: the bytes of all its linear memories
+/// and tables together, and how many core instances, memories and tables
+/// it may create. It remembers when the budget was hit, so the resulting
+/// trap can be reported as a memory-limit error.
+pub struct Budget {
     pub(super) limit: usize,
+    /// Bytes of memories and tables now.
+    used: usize,
     pub(super) exceeded: Option<usize>,
 }
 
-impl MemoryCap {
+impl Budget {
     fn new(limit: usize) -> Self {
-        MemoryCap {
+        Budget {
             limit,
+            used: 0,
             exceeded: None,
         }
     }
-}
 
-impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
-            self.exceeded = Some(desired);
-            // An error here traps the guest instead of returning -1 from
-            // `memory.grow`, which Rust guests turn into a bare abort.
+    /// Grows the total by `current -> desired` bytes if it stays within the
+    /// limit; otherwise remembers the overrun and refuses with an error
+    /// (which traps the guest: a refused `memory.grow` returning -1 would
+    /// become a bare abort in a Rust guest).
+    fn grow(&mut self, current: usize, desired: usize) -> wasmtime::Result<bool> {
+        let total = self.used.saturating_sub(current).saturating_add(desired);
+        if total > self.limit {
+            self.exceeded = Some(total);
             return Err(wasmtime::format_err!(
-                "memory limit of {} bytes exceeded (asked for {desired})",
+                "memory limit of {} bytes exceeded (memories and tables would take {total})",
                 self.limit
             ));
         }
+        self.used = total;
         Ok(true)
+    }
+}
+
+impl ResourceLimiter for Budget {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.grow(current, desired)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        // A table element is a pointer on the host.
+        let element = std::mem::size_of::<usize>();
+        self.grow(
+            current.saturating_mul(element),
+            desired.saturating_mul(element),
+        )
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 }
 
@@ -177,5 +231,28 @@ impl HostMonotonicClock for FrozenClock {
     }
     fn now(&self) -> u64 {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_counts_every_memory_and_table_together() {
+        let mut budget = Budget::new(100);
+        assert!(budget.grow(0, 60).unwrap(), "a first memory of 60");
+        assert!(budget.grow(0, 30).unwrap(), "a second memory of 30");
+        assert!(
+            budget.grow(30, 40).is_ok(),
+            "the second grows by 10: 100 in all"
+        );
+        let err = budget.grow(0, 1).unwrap_err().to_string();
+        assert!(err.contains("memory limit of 100 bytes"), "{err}");
+        assert_eq!(budget.exceeded, Some(101));
+        assert!(
+            budget.table_growing(0, 1, None).is_err(),
+            "tables share the budget"
+        );
     }
 }

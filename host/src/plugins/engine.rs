@@ -16,6 +16,7 @@ use super::cache::{CacheOutcome, CompiledCache};
 use super::compat;
 use super::ctx::PluginCtx;
 use super::error::LoadError;
+use super::wasi;
 use crate::contract::PluginKind;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
@@ -25,11 +26,11 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Time a single call may run. A call past it is stopped once it has
-    /// also used most of another deadline's worth of CPU on its thread, so a
-    /// loop stops after about two deadlines while a call that was merely
-    /// preempted on a busy machine is not stopped.
+    /// also used a deadline's worth of CPU on its thread (see [`overrun`]),
+    /// and at [`Limits::hard_cap`] in any case.
     pub deadline: Duration,
-    /// Largest linear memory a plugin instance may have.
+    /// Bytes all linear memories and tables of one plugin instance may
+    /// take together.
     pub memory_bytes: usize,
 }
 
@@ -43,6 +44,12 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The wall-clock time after which any call is stopped, whatever its CPU
+    /// use: ten deadlines.
+    pub fn hard_cap(&self) -> Duration {
+        self.deadline.saturating_mul(10)
+    }
+
     /// The deadline in epoch ticks (at least one).
     pub fn deadline_ticks(&self) -> u64 {
         (self.deadline.as_millis() as u64 / EPOCH_TICK.as_millis() as u64).max(1)
@@ -91,9 +98,9 @@ impl PluginEngine {
             .map_err(|e| e.context("configuring the wasmtime engine"))?;
 
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasi::add_to_linker(&mut linker)
             .map_err(|e| anyhow::anyhow!("{e:#}"))
-            .map_err(|e| e.context("linking the (empty) WASI context"))?;
+            .map_err(|e| e.context("linking the inert WASI context"))?;
         wit::host::add_to_linker::<PluginCtx, HasSelf<PluginCtx>>(&mut linker, |ctx| ctx)
             .map_err(|e| anyhow::anyhow!("{e:#}"))
             .map_err(|e| e.context("linking tickstock:plugins/host"))?;
@@ -167,45 +174,57 @@ impl PluginEngine {
         }
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-        cache.store(sha256, &component);
         Ok((component, CacheOutcome::Miss))
+    }
+
+    /// Stores an accepted component's compiled form in the cache (if there
+    /// is one and the component is not there yet). Refused components are
+    /// never stored: call this only once a component is accepted.
+    pub fn keep(&self, component: &LoadedComponent) {
+        if let (Some(cache), CacheOutcome::Miss) = (&self.cache, component.cache) {
+            cache.store(&component.sha256, component.pre.component());
+        }
     }
 
     /// A fresh store for one instance, with limits and deadline armed.
     pub(super) fn new_store(&self, label: String) -> Store<PluginCtx> {
         let mut store = Store::new(
             &self.engine,
-            PluginCtx::new(label, self.limits.memory_bytes, self.limits.deadline),
+            PluginCtx::new(label, self.limits.memory_bytes),
         );
         store.limiter(|ctx| &mut ctx.limiter);
-        // The epoch says when to look; the thread's CPU time says whether
-        // the call really used its budget. At the first expiry the CPU
-        // clock is read and the deadline extended once; at the next, the
-        // call is stopped only if the thread ran for most of that window
-        // (a preempted call is not). A loop is stopped after about two
-        // deadlines, and calls that finish in time never read the clock.
-        let ticks = self.limits.deadline_ticks();
-        store.epoch_deadline_callback(move |mut ctx| {
-            let now = cpu_time::ThreadTime::try_now()
-                .map(|t| t.as_duration())
-                .ok();
-            let data = ctx.data_mut();
-            let ran = match (data.cpu_checkpoint, now) {
-                (Some(before), Some(now)) => now.saturating_sub(before),
-                (None, Some(_)) => Duration::ZERO,
-                // No CPU clock: fall back to wall time.
-                (_, None) => Duration::MAX,
-            };
-            if ran >= data.deadline.mul_f64(0.9) {
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            data.cpu_checkpoint = now;
-            Ok(UpdateDeadline::Continue(ticks))
-        });
+        let limits = self.limits;
+        store.epoch_deadline_callback(move |mut ctx| Ok(overrun(ctx.data_mut(), &limits)));
         // Deadlines start at 0: arm one before instantiation runs any code.
         store.set_epoch_deadline(self.limits.deadline_ticks());
         store
     }
+}
+
+/// What to do when a call has run past its deadline in wall time (the
+/// epoch fired). It is stopped once its thread has also used a deadline's
+/// worth of CPU since then, so a call that was merely preempted on a busy
+/// machine is not stopped while a loop is, after about two deadlines on an
+/// idle machine and a few more on a starved one; and any call is stopped
+/// at [`Limits::hard_cap`] of wall time, whatever the CPU clock says. Calls
+/// that finish in time never read the CPU clock.
+fn overrun(data: &mut PluginCtx, limits: &Limits) -> UpdateDeadline {
+    if data.call_started.elapsed() >= limits.hard_cap() {
+        return UpdateDeadline::Interrupt;
+    }
+    let Ok(now) = cpu_time::ThreadTime::try_now().map(|t| t.as_duration()) else {
+        // No CPU clock: wall time decides.
+        return UpdateDeadline::Interrupt;
+    };
+    match data.cpu_at_deadline {
+        None => data.cpu_at_deadline = Some(now),
+        Some(then) if now.saturating_sub(then) >= limits.deadline => {
+            return UpdateDeadline::Interrupt
+        }
+        Some(_) => {}
+    }
+    // Look again at the next epoch tick.
+    UpdateDeadline::Continue(1)
 }
 
 /// Rejects bytes that are not a component with a message that says what

@@ -44,7 +44,7 @@ pub enum LoadError {
         found: String,
     },
     /// It imports something the host does not grant.
-    #[error("it imports {0}, which this host does not provide (plugins get only tickstock:plugins/host and an empty WASI context)")]
+    #[error("it imports {0}, which this host does not provide (plugins get tickstock:plugins/host@1.x and an inert WASI 0.2: wasi:io, clocks, random, cli, filesystem, sockets)")]
     UnsupportedImport(String),
     /// Linking or instantiating failed.
     #[error("the component could not be instantiated: {0}")]
@@ -86,6 +86,14 @@ pub enum CallError {
         /// The trap and its backtrace, as wasmtime reports it.
         message: String,
     },
+    /// The call did not come back in time and its thread was abandoned
+    /// (see [`super::runner`]); this is what the call returns if it ever
+    /// does come back.
+    #[error("{plugin} did not return and its thread was abandoned")]
+    Abandoned {
+        /// `name@version` of the plugin.
+        plugin: String,
+    },
     /// The replacement instance could not be created either.
     #[error("{plugin} failed and could not be re-instantiated: {message}")]
     Reinstantiate {
@@ -98,12 +106,13 @@ pub enum CallError {
 
 impl CallError {
     /// A short, stable label for metrics (`deadline`, `memory`, `trap`,
-    /// `reinstantiate`).
+    /// `abandoned`, `reinstantiate`).
     pub fn kind(&self) -> &'static str {
         match self {
             CallError::Deadline { .. } => "deadline",
             CallError::MemoryLimit { .. } => "memory",
             CallError::Trap { .. } => "trap",
+            CallError::Abandoned { .. } => "abandoned",
             CallError::Reinstantiate { .. } => "reinstantiate",
         }
     }

@@ -3,8 +3,9 @@
 //! classified, a broken instance replaced by a fresh one). The world's own
 //! calls are in `normalizer.rs` and `health.rs`.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use wasmtime::component::Instance;
 use wasmtime::{Store, Trap};
@@ -48,6 +49,64 @@ pub trait World: Sized {
     }
 }
 
+/// When the call in progress started: written by the plugin's thread around
+/// every call, read by its watchdog ([`super::runner`]), which may mark the
+/// call abandoned. Exactly one of the two wins for each call.
+#[derive(Debug, Default)]
+pub struct CallClock {
+    /// 0: idle; [`ABANDONED`]: given up; else 1 + ms since [`clock_base`].
+    started: AtomicU64,
+}
+
+const IDLE: u64 = 0;
+const ABANDONED: u64 = u64::MAX;
+
+fn clock_base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+impl CallClock {
+    /// Marks a call as started; returns its stamp.
+    fn begin(&self) -> u64 {
+        let stamp = 1 + clock_base().elapsed().as_millis() as u64;
+        // An abandoned clock stays abandoned.
+        let _ = self
+            .started
+            .compare_exchange(IDLE, stamp, Ordering::AcqRel, Ordering::Acquire);
+        stamp
+    }
+
+    /// Marks the call of `stamp` as ended; `false` if it was abandoned.
+    fn end(&self, stamp: u64) -> bool {
+        self.started
+            .compare_exchange(stamp, IDLE, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The running call's stamp and how long it has run, if one runs.
+    pub fn running(&self) -> Option<(u64, Duration)> {
+        let stamp = self.started.load(Ordering::Acquire);
+        if stamp == IDLE || stamp == ABANDONED {
+            return None;
+        }
+        let now = clock_base().elapsed().as_millis() as u64 + 1;
+        Some((stamp, Duration::from_millis(now.saturating_sub(stamp))))
+    }
+
+    /// Gives up on the call of `stamp`, unless it has just ended.
+    pub fn abandon(&self, stamp: u64) -> bool {
+        self.started
+            .compare_exchange(stamp, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Whether a call on this clock was given up.
+    pub fn is_abandoned(&self) -> bool {
+        self.started.load(Ordering::Acquire) == ABANDONED
+    }
+}
+
 /// A live, long-lived instance of a component of world `W`: create it once
 /// and call it per frame or batch. See [`super::NormalizerPlugin`] and
 /// [`super::HealthPlugin`].
@@ -60,6 +119,7 @@ pub struct Plugin<W> {
     label: String,
     restarts: u64,
     stats: Arc<CallStats>,
+    clock: Arc<CallClock>,
 }
 
 impl<W: World> Plugin<W> {
@@ -88,6 +148,7 @@ impl<W: World> Plugin<W> {
             label: String::new(),
             restarts: 0,
             stats: Arc::new(CallStats::default()),
+            clock: Arc::default(),
         };
         let info = live
             .call(|exports, store| exports.info(store))
@@ -118,6 +179,22 @@ impl<W: World> Plugin<W> {
         &self.component
     }
 
+    /// The engine this instance runs on.
+    pub fn engine(&self) -> &PluginEngine {
+        &self.engine
+    }
+
+    /// Counts this instance's calls into `stats` (a replacement continues
+    /// the counters of the instance it replaces).
+    pub fn share_stats(&mut self, stats: Arc<CallStats>) {
+        self.stats = stats;
+    }
+
+    /// Makes calls report on `clock` (the runner's watchdog reads it).
+    pub fn set_clock(&mut self, clock: Arc<CallClock>) {
+        self.clock = clock;
+    }
+
     /// How many times the instance was replaced after a failure.
     pub fn restarts(&self) -> u64 {
         self.restarts
@@ -132,10 +209,22 @@ impl<W: World> Plugin<W> {
     ) -> Result<R, CallError> {
         self.store
             .set_epoch_deadline(self.engine.limits().deadline_ticks());
-        self.store.data_mut().logs_this_call = 0;
-        self.store.data_mut().cpu_checkpoint = None;
         let start = Instant::now();
-        match f(&self.exports, &mut self.store) {
+        let data = self.store.data_mut();
+        data.logs_this_call = 0;
+        data.cpu_at_deadline = None;
+        data.call_started = start;
+        let stamp = self.clock.begin();
+        let result = f(&self.exports, &mut self.store);
+        if !self.clock.end(stamp) {
+            // The watchdog gave up on this call and another thread serves
+            // in this one's place (it counted the failure): report, and
+            // touch nothing else.
+            return Err(CallError::Abandoned {
+                plugin: self.label.clone(),
+            });
+        }
+        match result {
             Ok(value) => {
                 self.stats.record(start.elapsed(), false, false);
                 Ok(value)

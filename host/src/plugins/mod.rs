@@ -3,7 +3,7 @@
 //!
 //! - [`PluginEngine`] owns the wasmtime engine (component model on, async
 //!   off), the epoch ticker that enforces per-call deadlines, the linker
-//!   (the host's `log` plus an *empty* WASI context, nothing else) and the
+//!   (the host's `log` plus an inert WASI 0.2, see [`wasi`]) and the
 //!   on-disk cache of compiled components ([`cache`]).
 //! - [`PluginEngine::load`] turns bytes into a [`LoadedComponent`]: header
 //!   check, compile or cache hit, contract check ([`compat`]: right world,
@@ -32,6 +32,7 @@ mod normalizer;
 pub mod registry;
 pub mod runner;
 pub mod stats;
+pub mod wasi;
 
 pub use crate::contract::{PluginKind, WIT_ACCEPTED, WIT_MAJOR, WIT_PACKAGE, WIT_VERSION};
 pub use bindings::{
@@ -42,7 +43,7 @@ pub use cache::CacheOutcome;
 pub use engine::{Limits, LoadedComponent, PluginEngine, EPOCH_TICK};
 pub use error::{CallError, LoadError};
 pub use health::HealthPlugin;
-pub use instance::{Plugin, World};
+pub use instance::{CallClock, Plugin, World};
 pub use normalizer::NormalizerPlugin;
 pub use registry::{ActivePlugin, PluginRegistry};
 pub use stats::CallStats;

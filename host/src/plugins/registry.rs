@@ -2,8 +2,10 @@
 //! before: the host's record for the admin API, the dashboard's plugins
 //! panel and `PREFIX:plugins` status events.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
@@ -71,10 +73,16 @@ pub struct HistoryEntry {
     pub reason: Option<String>,
 }
 
-/// Active plugins and their history, shared by the roles of one process.
+/// Incidents kept for health reports.
+const INCIDENTS_KEPT: usize = 16;
+
+/// Active plugins and their history, shared by the roles of one process,
+/// and the incidents of their threads (abandoned calls).
 #[derive(Debug, Default)]
 pub struct PluginRegistry {
     slots: RwLock<HashMap<PluginKind, (ActivePlugin, Vec<HistoryEntry>)>>,
+    incidents: Mutex<VecDeque<(Instant, String)>>,
+    abandoned: [AtomicU64; 2],
 }
 
 impl PluginRegistry {
@@ -107,6 +115,36 @@ impl PluginRegistry {
         }
     }
 
+    /// Records an incident (a plugin thread abandoned) for the next health
+    /// report, and counts it for `kind`.
+    pub fn note_abandoned(&self, kind: PluginKind, what: String) {
+        self.abandoned[kind_slot(kind)].fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut incidents) = self.incidents.lock() {
+            if incidents.len() == INCIDENTS_KEPT {
+                incidents.pop_front();
+            }
+            incidents.push_back((Instant::now(), what));
+        }
+    }
+
+    /// Plugin threads of `kind` abandoned since start.
+    pub fn abandoned(&self, kind: PluginKind) -> u64 {
+        self.abandoned[kind_slot(kind)].load(Ordering::Relaxed)
+    }
+
+    /// Incidents noted at or after `since`, oldest first.
+    pub fn incidents_since(&self, since: Instant) -> Vec<String> {
+        self.incidents
+            .lock()
+            .map(|list| {
+                list.iter()
+                    .filter(|(at, _)| *at >= since)
+                    .map(|(_, what)| what.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The active plugin of `kind`.
     pub fn active(&self, kind: PluginKind) -> Option<ActivePlugin> {
         self.slots.read().ok()?.get(&kind).map(|(a, _)| a.clone())
@@ -130,5 +168,12 @@ impl PluginRegistry {
             .ok()
             .and_then(|s| s.get(&kind).map(|(_, h)| h.clone()))
             .unwrap_or_default()
+    }
+}
+
+fn kind_slot(kind: PluginKind) -> usize {
+    match kind {
+        PluginKind::Normalizer => 0,
+        PluginKind::Health => 1,
     }
 }

@@ -15,6 +15,17 @@
 //!   instance is handed back, so that dropping it (unmapping its memory)
 //!   happens off the hot path.
 //!
+//! A watchdog thread makes sure no call holds the plugin for good. The
+//! deadline stops guest code, but a call could still be stuck in host code
+//! where the deadline cannot reach. A call still running after
+//! [`RunnerOptions::stuck_after`] is **abandoned**: its thread is left to
+//! finish on its own (its result is discarded, it serves nothing more) and
+//! a fresh thread with a fresh instance of the same version takes over the
+//! inbox. Abandoned threads keep their memory, so at most
+//! [`RunnerOptions::max_stuck`] may be stuck at once; past that the runner
+//! reports [`RunnerEvent::Fatal`] and the host should exit so that a
+//! supervisor restarts it.
+//!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use std::ops::ControlFlow;
@@ -25,7 +36,7 @@
 //! let engine = PluginEngine::new(Limits::default(), None)?;
 //! let component = std::sync::Arc::new(engine.load(PluginKind::Normalizer, embedded::NORMALIZER)?);
 //! let plugin = NormalizerPlugin::new(&engine, component.clone())?;
-//! let (thread, inbox) = PluginThread::spawn("normalize", plugin, 64, |plugin, frame: String| {
+//! let (thread, inbox) = PluginThread::spawn("normalize", plugin, 64, Default::default(), |plugin, frame: String| {
 //!     let _ = plugin.normalize_frame(&frame);
 //!     ControlFlow::Continue(())
 //! })?;
@@ -37,14 +48,19 @@
 //! ```
 
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
-use super::instance::{Plugin, World};
+use super::instance::{CallClock, Plugin, World};
+use super::stats::CallStats;
+
+/// How often the watchdog looks at the running call.
+const WATCHDOG_POLL: Duration = Duration::from_millis(50);
 
 /// What travels through an inbox: work, or a nudge to look for a swap.
 enum Msg<I> {
@@ -171,23 +187,123 @@ impl<W: World> Swapper<W> {
     }
 }
 
+/// Something the runner reports to its owner.
+#[derive(Debug, Clone)]
+pub enum RunnerEvent {
+    /// A call did not come back in time; a fresh thread took over.
+    Abandoned {
+        /// The thread's name (`normalize`, `health`).
+        thread: &'static str,
+        /// `name@version` of the plugin whose call was stuck.
+        plugin: String,
+        /// How long the call had run.
+        stuck_for: Duration,
+        /// Abandoned threads still stuck, this one included.
+        stuck_now: u64,
+    },
+    /// The runner cannot go on: too many stuck threads, or no fresh
+    /// instance could be made. The owner should stop the host.
+    Fatal {
+        /// The thread's name.
+        thread: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How the watchdog judges and what it tells.
+#[derive(Clone)]
+pub struct RunnerOptions {
+    /// A call running longer than this is abandoned. `None`: twice the
+    /// engine's hard cap ([`super::Limits::hard_cap`]), at least a second.
+    pub stuck_after: Option<Duration>,
+    /// Abandoned threads that may be stuck at once.
+    pub max_stuck: u64,
+    /// Told about abandoned threads and fatal conditions.
+    pub on_event: Option<Arc<dyn Fn(RunnerEvent) + Send + Sync>>,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions {
+            stuck_after: None,
+            max_stuck: 3,
+            on_event: None,
+        }
+    }
+}
+
+/// What the watchdog has done.
+#[derive(Debug, Default)]
+pub struct RunnerStats {
+    /// Threads abandoned since start.
+    pub abandoned: AtomicU64,
+    /// Abandoned threads whose call has not come back yet.
+    pub stuck_now: AtomicU64,
+}
+
+/// The instance that serves now, as the watchdog sees it.
+#[derive(Clone)]
+struct Current {
+    /// Its calls report here.
+    clock: Arc<CallClock>,
+    /// Its call counters (a replacement keeps counting into them).
+    stats: Arc<CallStats>,
+    /// `name@version`.
+    label: String,
+    /// Its version (a replacement instantiates it).
+    component: Arc<super::LoadedComponent>,
+}
+
+impl Current {
+    fn of<W: World>(plugin: &Plugin<W>, clock: Arc<CallClock>) -> Current {
+        Current {
+            clock,
+            stats: plugin.stats().clone(),
+            label: plugin.label().to_string(),
+            component: plugin.component().clone(),
+        }
+    }
+}
+
+type Serve<W, I> = dyn Fn(&mut Plugin<W>, I) -> ControlFlow<()> + Send + Sync;
+
+/// What every generation of the thread, and the watchdog, share.
+struct Core<W, I> {
+    name: &'static str,
+    inbox: Mutex<mpsc::Receiver<Msg<I>>>,
+    control: Mutex<std_mpsc::Receiver<SwapRequest<W>>>,
+    serve: Box<Serve<W, I>>,
+    /// The instance that serves now, as the watchdog sees it.
+    current: Mutex<Current>,
+    engine: super::PluginEngine,
+    stopped: Arc<AtomicBool>,
+    stats: Arc<RunnerStats>,
+    options: RunnerOptions,
+}
+
 /// A plugin instance on its own OS thread, serving work items with a
-/// handler, swappable between two items.
+/// handler, swappable between two items, watched for stuck calls.
 pub struct PluginThread<W> {
     swapper: Swapper<W>,
-    thread: std::thread::JoinHandle<()>,
+    stats: Arc<RunnerStats>,
+    // Not the core: the handler (and the channels it holds) must go away
+    // when the thread ends, not when this handle does.
+    stopped: Arc<AtomicBool>,
 }
 
 impl<W: World + Send + 'static> PluginThread<W> {
     /// Starts thread `name` owning `plugin`, with an inbox of `capacity`
-    /// items, returned beside the thread. `serve` handles one item; it
-    /// returns `Break` to end the thread (its consumer went away). The
-    /// thread also ends when every clone of the [`Inbox`] is dropped.
+    /// items, returned beside the thread, and its watchdog. `serve` handles
+    /// one item; it returns `Break` to end the thread (its consumer went
+    /// away). The thread also ends when every clone of the [`Inbox`] is
+    /// dropped.
     pub fn spawn<I: Send + 'static>(
         name: &'static str,
         plugin: Plugin<W>,
         capacity: usize,
-        serve: impl FnMut(&mut Plugin<W>, I) -> ControlFlow<()> + Send + 'static,
+        options: RunnerOptions,
+        serve: impl Fn(&mut Plugin<W>, I) -> ControlFlow<()> + Send + Sync + 'static,
     ) -> std::io::Result<(Self, Inbox<I>)> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let (control_tx, control_rx) = std_mpsc::channel();
@@ -199,15 +315,38 @@ impl<W: World + Send + 'static> PluginThread<W> {
                 let _ = tx.try_send(Msg::Wake);
             }
         });
-        let thread = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || run(name, plugin, rx, control_rx, serve))?;
+        let stats = Arc::new(RunnerStats::default());
+        let stopped = Arc::new(AtomicBool::new(false));
+        let clock = Arc::new(CallClock::default());
+        let core = Arc::new(Core {
+            name,
+            inbox: Mutex::new(rx),
+            control: Mutex::new(control_rx),
+            serve: Box::new(serve),
+            current: Mutex::new(Current::of(&plugin, clock.clone())),
+            engine: plugin.engine().clone(),
+            stopped: stopped.clone(),
+            stats: stats.clone(),
+            options,
+        });
+        start_generation(&core, plugin, clock)?;
+        let watched = core.clone();
+        std::thread::Builder::new()
+            .name(format!("{name}-watchdog"))
+            .spawn(move || watchdog(&watched))?;
         let swapper = Swapper {
             control: control_tx,
             wake,
             thread: name,
         };
-        Ok((PluginThread { swapper, thread }, Inbox { tx, thread: name }))
+        Ok((
+            PluginThread {
+                swapper,
+                stats,
+                stopped,
+            },
+            Inbox { tx, thread: name },
+        ))
     }
 
     /// Where to send swaps.
@@ -215,54 +354,190 @@ impl<W: World + Send + 'static> PluginThread<W> {
         self.swapper.clone()
     }
 
-    /// Whether the thread has ended.
+    /// What the watchdog has done.
+    pub fn stats(&self) -> &Arc<RunnerStats> {
+        &self.stats
+    }
+
+    /// Whether the thread has ended (its inbox closed or its consumer went
+    /// away).
     pub fn is_finished(&self) -> bool {
-        self.thread.is_finished()
+        self.stopped.load(Ordering::Acquire)
     }
 }
 
-fn run<W: World, I>(
-    name: &'static str,
+/// Starts a thread serving with `plugin`, reporting its calls on `clock`.
+fn start_generation<W: World + Send + 'static, I: Send + 'static>(
+    core: &Arc<Core<W, I>>,
     mut plugin: Plugin<W>,
-    mut inbox: mpsc::Receiver<Msg<I>>,
-    control: std_mpsc::Receiver<SwapRequest<W>>,
-    mut serve: impl FnMut(&mut Plugin<W>, I) -> ControlFlow<()>,
-) {
+    clock: Arc<CallClock>,
+) -> std::io::Result<()> {
+    plugin.set_clock(clock.clone());
+    let core = core.clone();
+    std::thread::Builder::new()
+        .name(core.name.into())
+        .spawn(move || run(&core, plugin, &clock))?;
+    Ok(())
+}
+
+fn run<W: World, I>(core: &Core<W, I>, mut plugin: Plugin<W>, clock: &Arc<CallClock>) {
     loop {
         // Swaps happen here, between two items.
-        while let Ok(request) = control.try_recv() {
-            swap_now(&mut plugin, request);
+        let request = core.control.lock().ok().and_then(|rx| rx.try_recv().ok());
+        if let Some(request) = request {
+            swap_now(core, &mut plugin, request, clock);
+            continue;
         }
-        match inbox.blocking_recv() {
+        let msg = {
+            let Ok(mut inbox) = core.inbox.lock() else {
+                break;
+            };
+            // A thread whose stuck call came back serves nothing more.
+            if clock.is_abandoned() {
+                break;
+            }
+            inbox.blocking_recv()
+        };
+        match msg {
             Some(Msg::Item(item)) => {
-                if serve(&mut plugin, item).is_break() {
+                if (core.serve)(&mut plugin, item).is_break() {
+                    core.stopped.store(true, Ordering::Release);
                     break;
                 }
             }
             Some(Msg::Wake) => {}
-            None => break,
+            None => {
+                core.stopped.store(true, Ordering::Release);
+                break;
+            }
+        }
+        if clock.is_abandoned() {
+            break;
         }
     }
-    tracing::debug!(thread = name, "plugin thread stopped");
+    if clock.is_abandoned() {
+        core.stats.stuck_now.fetch_sub(1, Ordering::AcqRel);
+        tracing::warn!(thread = core.name, plugin = %plugin.label(), "an abandoned plugin call came back; its thread ends");
+    } else {
+        tracing::debug!(thread = core.name, "plugin thread stopped");
+    }
 }
 
-fn swap_now<W: World>(plugin: &mut Plugin<W>, request: SwapRequest<W>) {
+fn swap_now<W: World, I>(
+    core: &Core<W, I>,
+    plugin: &mut Plugin<W>,
+    request: SwapRequest<W>,
+    clock: &Arc<CallClock>,
+) {
     let SwapRequest {
         plugin: mut new,
         done,
     } = request;
+    if done.is_closed() {
+        // The caller gave up waiting and reported the swap as failed: it
+        // must not happen behind its back.
+        return;
+    }
     let start = Instant::now();
     let state = W::hand_over(plugin, &mut new);
+    if clock.is_abandoned() {
+        // The hand-over got stuck and another thread took over with the
+        // old version: this swap did not happen (the caller sees the
+        // thread stop).
+        return;
+    }
+    new.set_clock(clock.clone());
+    let previous = core
+        .current
+        .lock()
+        .ok()
+        .map(|mut current| std::mem::replace(&mut *current, Current::of(&new, clock.clone())));
     let old = std::mem::replace(plugin, new);
     let pause = start.elapsed();
-    match &state {
-        Some(Err(why)) => {
-            tracing::warn!(from = %old.label(), to = %plugin.label(), reason = %why, "plugin swapped; the new version starts with fresh state")
+    if let Some(Err(why)) = &state {
+        tracing::warn!(from = %old.label(), to = %plugin.label(), reason = %why, "the new version starts with fresh state");
+    }
+    if let Err(unwanted) = done.send(Swapped { old, state, pause }) {
+        // The caller gave up in the meantime: undo, so that what serves is
+        // what the caller believes serves.
+        *plugin = unwanted.old;
+        if let (Some(previous), Ok(mut current)) = (previous, core.current.lock()) {
+            *current = previous;
         }
-        _ => {
-            tracing::info!(from = %old.label(), to = %plugin.label(), pause_us = pause.as_micros() as u64, carried_state = state.is_some(), "plugin swapped")
+        return;
+    }
+    tracing::info!(to = %plugin.label(), pause_us = pause.as_micros() as u64, "plugin swapped");
+}
+
+/// Abandons a call that runs past `stuck_after` and starts a fresh thread.
+fn watchdog<W: World + Send + 'static, I: Send + 'static>(core: &Arc<Core<W, I>>) {
+    let stuck_after = core
+        .options
+        .stuck_after
+        .unwrap_or_else(|| (core.engine.limits().hard_cap() * 2).max(Duration::from_secs(1)));
+    while !core.stopped.load(Ordering::Acquire) {
+        std::thread::sleep(WATCHDOG_POLL);
+        let Some(current) = core.current.lock().ok().map(|c| c.clone()) else {
+            return;
+        };
+        let Some((stamp, ran)) = current.clock.running() else {
+            continue;
+        };
+        if ran < stuck_after || !current.clock.abandon(stamp) {
+            continue;
+        }
+        current.stats.record(ran, true, true);
+        if let Err(reason) = replace_thread(core, &current, ran) {
+            tracing::error!(thread = core.name, %reason, "plugin runner cannot go on");
+            tell(
+                core,
+                RunnerEvent::Fatal {
+                    thread: core.name,
+                    reason,
+                },
+            );
+            return;
         }
     }
-    // If the caller gave up waiting, the old instance is dropped here.
-    let _ = done.send(Swapped { old, state, pause });
+}
+
+/// Counts the abandoned thread and starts a fresh one in its place.
+fn replace_thread<W: World + Send + 'static, I: Send + 'static>(
+    core: &Arc<Core<W, I>>,
+    stuck: &Current,
+    ran: Duration,
+) -> Result<(), String> {
+    core.stats.abandoned.fetch_add(1, Ordering::AcqRel);
+    let stuck_now = core.stats.stuck_now.fetch_add(1, Ordering::AcqRel) + 1;
+    let label = stuck.label.clone();
+    tracing::error!(thread = core.name, plugin = %label, stuck_ms = ran.as_millis() as u64, stuck_now, "a plugin call did not return; abandoning its thread");
+    tell(
+        core,
+        RunnerEvent::Abandoned {
+            thread: core.name,
+            plugin: label,
+            stuck_for: ran,
+            stuck_now,
+        },
+    );
+    if stuck_now > core.options.max_stuck {
+        return Err(format!(
+            "{stuck_now} {} threads are stuck in plugin calls (at most {} may be)",
+            core.name, core.options.max_stuck
+        ));
+    }
+    let mut plugin = Plugin::<W>::new(&core.engine, stuck.component.clone())
+        .map_err(|e| format!("no fresh instance to replace the stuck one: {e}"))?;
+    plugin.share_stats(stuck.stats.clone());
+    let clock = Arc::new(CallClock::default());
+    if let Ok(mut current) = core.current.lock() {
+        *current = Current::of(&plugin, clock.clone());
+    }
+    start_generation(core, plugin, clock).map_err(|e| format!("cannot start a thread: {e}"))
+}
+
+fn tell<W, I>(core: &Core<W, I>, event: RunnerEvent) {
+    if let Some(on_event) = &core.options.on_event {
+        on_event(event);
+    }
 }

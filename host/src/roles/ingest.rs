@@ -12,13 +12,13 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::RunningPlugin;
+use super::{RoleContext, RunningPlugin};
 use crate::bus::Bus;
 use crate::config::{Config, Symbols};
 use crate::events::{health_time, DeadLetter, FeedStatus};
 use crate::feed::{FeedClient, FeedError, FeedStats};
 use crate::pipeline::{self, Output, Pipeline, PipelineStats};
-use crate::plugins::{NormalizerPlugin, PluginEngine, PluginKind, PluginRegistry};
+use crate::plugins::{NormalizerPlugin, PluginKind};
 use crate::secret::Secret;
 use crate::simulator::{Simulator, SimulatorConfig};
 use crate::universe::{Universe, DEFAULT_UNIVERSE};
@@ -48,29 +48,26 @@ impl Ingest {
     /// counts into `feed`.
     pub async fn start(
         config: &Config,
-        bus: &Bus,
-        engine: &PluginEngine,
-        registry: &Arc<PluginRegistry>,
+        ctx: &RoleContext,
         feed: Arc<FeedStats>,
-        cancel: CancellationToken,
     ) -> anyhow::Result<Ingest> {
-        let (normalizer, component): (NormalizerPlugin, _) = super::start_plugin(
-            config,
-            engine,
-            registry,
-            bus,
-            PluginKind::Normalizer,
-            &cancel,
-        )
-        .await?;
+        let (bus, cancel) = (&ctx.bus, ctx.cancel.clone());
+        let (normalizer, component): (NormalizerPlugin, _) =
+            super::start_plugin(config, ctx).await?;
 
         let (url, key, simulator) = feed_source(config).await?;
 
         let stats = Arc::new(PipelineStats::default());
         let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
-        let (pipeline_thread, frames) =
-            pipeline::spawn(normalizer, config.queue_capacity, out_tx, stats.clone())
-                .context("starting the normalizer thread")?;
+        let runner = ctx.runner_options(PluginKind::Normalizer);
+        let (pipeline_thread, frames) = pipeline::spawn(
+            normalizer,
+            config.queue_capacity,
+            runner,
+            out_tx,
+            stats.clone(),
+        )
+        .context("starting the normalizer thread")?;
         tokio::spawn(publish(out_rx, bus.clone()));
         tokio::spawn(report_feed(
             bus.clone(),

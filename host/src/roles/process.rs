@@ -9,15 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use tokio_util::sync::CancellationToken;
 
-use super::RunningPlugin;
+use super::{RoleContext, RunningPlugin};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::events::{SessionStarted, SessionStopped};
 use crate::feed::FeedStats;
 use crate::health_loop::{FeedView, HealthLoop, ProcessStats, Settings};
-use crate::plugins::{HealthPlugin, PluginEngine, PluginKind, PluginRegistry};
+use crate::plugins::{HealthPlugin, PluginKind};
 
 /// How long `session_stopped` may take to reach the bus.
 const STOP_FLUSH: Duration = Duration::from_secs(3);
@@ -45,19 +44,26 @@ impl Process {
     /// the local feed's counters when the feed runs in this process.
     pub async fn start(
         config: &Config,
-        bus: &Bus,
-        engine: &PluginEngine,
-        registry: &Arc<PluginRegistry>,
+        ctx: &RoleContext,
         feed: Option<Arc<FeedStats>>,
-        cancel: CancellationToken,
     ) -> anyhow::Result<Process> {
-        let (plugin, component): (HealthPlugin, _) =
-            super::start_plugin(config, engine, registry, bus, PluginKind::Health, &cancel).await?;
+        let bus = &ctx.bus;
+        let (plugin, component): (HealthPlugin, _) = super::start_plugin(config, ctx).await?;
         let session = Session {
             id: uuid::Uuid::new_v4().to_string(),
             universe: config.subscription.universe.clone(),
             started: Utc::now(),
         };
+        let feed = feed.map_or_else(FeedView::remote, FeedView::Local);
+        let settings = Settings {
+            interval: config.health_interval,
+            subscribed: config.subscription.symbol_count() as u32,
+            session_id: session.id.clone(),
+            runner: ctx.runner_options(PluginKind::Health),
+            registry: ctx.registry.clone(),
+        };
+        let health = HealthLoop::start(plugin, bus, feed, settings, ctx.cancel.clone())?;
+        // Only now: a session that starts is one that will also stop.
         let started = SessionStarted::new(
             &session.id,
             &session.universe,
@@ -67,13 +73,6 @@ impl Process {
         bus.publish_event(&bus.channels().session_started(), &started);
         tracing::info!(session_id = %session.id, universe = %session.universe, "streaming session started");
 
-        let feed = feed.map_or_else(FeedView::remote, FeedView::Local);
-        let settings = Settings {
-            interval: config.health_interval,
-            subscribed: config.subscription.symbol_count() as u32,
-            session_id: session.id.clone(),
-        };
-        let health = HealthLoop::start(plugin, bus, feed, settings, cancel)?;
         let stats = health.stats.clone();
         let plugin = RunningPlugin {
             slot: Arc::new(health.swapper()),

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ingest::Ingest;
 use super::process::Process;
+use super::RoleContext;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::feed::FeedStats;
@@ -43,7 +44,7 @@ pub struct Host {
     /// The process role.
     pub process: Process,
     server: tokio::task::JoinHandle<()>,
-    cancel: CancellationToken,
+    ctx: RoleContext,
 }
 
 impl Host {
@@ -51,67 +52,51 @@ impl Host {
     /// the first tick), then the dashboard server. Everything stops on
     /// `cancel`.
     pub async fn start(config: &Config, cancel: CancellationToken) -> anyhow::Result<Host> {
-        let bus = super::bus(config)?;
-        let engine = super::engine(config)?;
+        let ctx = RoleContext::new(config, cancel.clone())?;
         let dashboard = DashboardState::new(config.health_interval);
-        follow(&bus, dashboard.clone(), cancel.clone());
+        follow(&ctx.bus, dashboard.clone(), cancel.clone());
         let feed = Arc::new(FeedStats::default());
-        let registry = PluginRegistry::new();
-        let process = Process::start(
-            config,
-            &bus,
-            &engine,
-            &registry,
-            Some(feed.clone()),
-            cancel.clone(),
-        )
-        .await?;
-        let ingest = Ingest::start(
-            config,
-            &bus,
-            &engine,
-            &registry,
-            feed.clone(),
-            cancel.clone(),
-        )
-        .await?;
+        let process = Process::start(config, &ctx, Some(feed.clone())).await?;
+        let ingest = Ingest::start(config, &ctx, feed.clone()).await?;
         let running = vec![ingest.plugin.clone(), process.plugin.clone()];
-        let manager = super::start_manager(config, &engine, &registry, &bus, running, &cancel);
+        let manager = ctx.start_manager(config, running);
         let state = AppState {
             admin: admin(config, &manager),
             feed: Some(feed.clone()),
             pipeline: Some(ingest.pipeline.clone()),
             process: Some(process.stats.clone()),
-            registry: registry.clone(),
-            ..AppState::dashboard_only(dashboard.clone(), bus.clone(), cancel.clone())
+            registry: ctx.registry.clone(),
+            ..AppState::dashboard_only(dashboard.clone(), ctx.bus.clone(), cancel.clone())
         };
         let (addr, server) =
             web::serve(config.listen, web::router(state.clone()), cancel.clone()).await?;
         Ok(Host {
             manager,
             web: state,
-            bus,
+            bus: ctx.bus.clone(),
             addr,
             dashboard,
             feed,
-            registry,
+            registry: ctx.registry.clone(),
             ingest,
             process,
             server,
-            cancel,
+            ctx,
         })
     }
 
-    /// Waits until the host stops (after `cancel`, or when the feed fails
-    /// for good), with `session_stopped` published and flushed.
+    /// Waits until the host stops (after `cancel`, when the feed fails for
+    /// good, or when a plugin runner cannot go on), with `session_stopped`
+    /// published and flushed. An error says why it stopped by itself.
     pub async fn wait(self) -> anyhow::Result<()> {
         let fed = self.ingest.wait().await;
         if fed.is_err() {
-            self.cancel.cancel();
+            self.ctx.cancel.cancel();
         }
         self.process.wait().await?;
         let _ = self.server.await;
         self.bus.shutdown();
+        self.ctx.fatal.check()?;
         fed
     }
 }
@@ -137,33 +122,26 @@ pub async fn run_all(config: Config) -> anyhow::Result<()> {
 /// `tickstock ingest`. With `--plugin-dir`, new normalizer versions
 /// dropped there are validated and hot-swapped.
 pub async fn run_ingest(config: Config) -> anyhow::Result<()> {
-    let cancel = super::shutdown_signal();
-    let bus = super::bus(&config)?;
-    let engine = super::engine(&config)?;
-    let registry = PluginRegistry::new();
+    let ctx = RoleContext::new(&config, super::shutdown_signal())?;
     let feed = Arc::new(FeedStats::default());
-    let ingest = Ingest::start(&config, &bus, &engine, &registry, feed, cancel.clone()).await?;
-    let running = vec![ingest.plugin.clone()];
-    super::start_manager(&config, &engine, &registry, &bus, running, &cancel);
+    let ingest = Ingest::start(&config, &ctx, feed).await?;
+    ctx.start_manager(&config, vec![ingest.plugin.clone()]);
     let result = ingest.wait().await;
-    bus.flush(FINAL_FLUSH).await;
-    bus.shutdown();
+    ctx.bus.flush(FINAL_FLUSH).await;
+    ctx.bus.shutdown();
+    ctx.fatal.check()?;
     result
 }
 
 /// `tickstock process`. With `--plugin-dir`, new health versions dropped
 /// there are validated and hot-swapped.
 pub async fn run_process(config: Config) -> anyhow::Result<()> {
-    let cancel = super::shutdown_signal();
-    let bus = super::bus(&config)?;
-    let engine = super::engine(&config)?;
-    let registry = PluginRegistry::new();
-    let process = Process::start(&config, &bus, &engine, &registry, None, cancel.clone()).await?;
-    let running = vec![process.plugin.clone()];
-    super::start_manager(&config, &engine, &registry, &bus, running, &cancel);
+    let ctx = RoleContext::new(&config, super::shutdown_signal())?;
+    let process = Process::start(&config, &ctx, None).await?;
+    ctx.start_manager(&config, vec![process.plugin.clone()]);
     process.wait().await.context("process role")?;
-    bus.shutdown();
-    Ok(())
+    ctx.bus.shutdown();
+    ctx.fatal.check()
 }
 
 /// `tickstock dashboard`.

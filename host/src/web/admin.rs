@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::manager::{InstallError, PluginManager};
+use crate::manager::{InstallError, Installed, PluginManager};
 use crate::plugins::PluginKind;
 use crate::secret::Secret;
 
@@ -84,7 +84,7 @@ fn kind(raw: &str) -> Result<PluginKind, Box<Response>> {
         .map_err(|e: String| Box::new(error(StatusCode::NOT_FOUND, e)))
 }
 
-fn outcome(result: Result<crate::manager::Installed, InstallError>) -> Response {
+fn outcome(result: Result<Installed, InstallError>) -> Response {
     match result {
         Ok(done) => (StatusCode::OK, Json(json!({"ok": true, "installed": done}))).into_response(),
         Err(err @ InstallError::NotHere(_)) => error(StatusCode::NOT_FOUND, err.to_string()),
@@ -111,12 +111,23 @@ async fn install(State(admin): State<Admin>, Path(raw): Path<String>, body: Byte
             "the request body must be the component's bytes",
         );
     }
-    outcome(
-        admin
-            .manager
-            .install(kind, body.to_vec(), "admin upload")
-            .await,
-    )
+    // Its own task: an install runs to completion (and is recorded) even if
+    // the client goes away mid-swap and this handler is dropped.
+    let manager = admin.manager.clone();
+    let task =
+        tokio::spawn(async move { manager.install(kind, body.to_vec(), "admin upload").await });
+    joined(task.await)
+}
+
+/// The outcome of an install or rollback task.
+fn joined(result: Result<Result<Installed, InstallError>, tokio::task::JoinError>) -> Response {
+    match result {
+        Ok(outcome_of_task) => outcome(outcome_of_task),
+        Err(err) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the install task failed: {err}"),
+        ),
+    }
 }
 
 async fn rollback(State(admin): State<Admin>, Path(raw): Path<String>) -> Response {
@@ -124,10 +135,7 @@ async fn rollback(State(admin): State<Admin>, Path(raw): Path<String>) -> Respon
         Ok(k) => k,
         Err(resp) => return *resp,
     };
-    outcome(
-        admin
-            .manager
-            .rollback(kind, Some("requested through the admin API".into()))
-            .await,
-    )
+    let manager = admin.manager.clone();
+    let reason = Some("requested through the admin API".to_string());
+    joined(tokio::spawn(async move { manager.rollback(kind, reason).await }).await)
 }

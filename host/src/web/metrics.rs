@@ -99,6 +99,12 @@ fn record(state: &AppState) {
             .absolute(CallStats::get(&plugin.stats.calls));
         counter!("tickstock_plugin_errors_total", &labels)
             .absolute(CallStats::get(&plugin.stats.errors));
+        counter!("tickstock_plugin_deadline_errors_total", &labels)
+            .absolute(CallStats::get(&plugin.stats.deadlines));
+    }
+    for kind in crate::plugins::PluginKind::ALL {
+        counter!("tickstock_plugin_threads_abandoned_total", "kind" => kind.as_str())
+            .absolute(state.registry.abandoned(kind));
     }
     let ws = &state.ws;
     gauge!("tickstock_ws_clients").set(ws.clients.load(Relaxed) as f64);

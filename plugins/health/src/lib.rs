@@ -13,7 +13,7 @@
 //! - `patterns_detected`, `indicators_calculated`: 0 (fields of the replaced system, kept for
 //!   consumers; TickStock computes no patterns);
 //! - extras: `total_ticks`, `window_ticks`, `window_seconds`,
-//!   `seconds_since_last_tick`, `last_tick_timestamp`, `subscribed_symbols`,
+//!   `seconds_since_last_tick` (once a tick arrived), `subscribed_symbols`,
 //!   `peak_ticks_per_second`.
 //!
 //! The status rule is in [`state::HealthState::report`]. Time is only ever an

@@ -55,7 +55,8 @@ pub fn feed(
     let stats = std::sync::Arc::new(FeedStats::default());
     let pipeline = std::sync::Arc::new(tickstock::pipeline::PipelineStats::default());
     let (_thread, frames) =
-        tickstock::pipeline::spawn(plugin, queue, out_tx, pipeline.clone()).unwrap();
+        tickstock::pipeline::spawn(plugin, queue, Default::default(), out_tx, pipeline.clone())
+            .unwrap();
     let client = FeedClient::new(
         url,
         tickstock::secret::Secret::new(key),

@@ -1,0 +1,136 @@
+//! [`RoleContext`]: what the roles of one process share (the bus, the
+//! plugin engine, the registry, the shutdown token) and how their plugin
+//! threads report trouble: an abandoned thread becomes a `plugin_abandoned`
+//! event, a counter and an issue in the next health report; a runner that
+//! cannot go on stops the host with an error ([`Fatal`]).
+
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Bus, Channels};
+use crate::config::Config;
+use crate::events::{health_time, PluginAbandoned, PluginEvent};
+use crate::manager::{AutoRollback, PluginManager, RunningPlugin};
+use crate::plugins::runner::{RunnerEvent, RunnerOptions};
+use crate::plugins::{PluginEngine, PluginKind, PluginRegistry};
+
+/// Why the host stopped by itself, if it did.
+#[derive(Debug, Default)]
+pub struct Fatal {
+    reason: Mutex<Option<String>>,
+}
+
+impl Fatal {
+    fn set(&self, reason: String) {
+        if let Ok(mut slot) = self.reason.lock() {
+            slot.get_or_insert(reason);
+        }
+    }
+
+    /// An error if the host stopped by itself.
+    pub fn check(&self) -> anyhow::Result<()> {
+        match self.reason.lock().ok().and_then(|r| r.clone()) {
+            Some(reason) => Err(anyhow::anyhow!("the host stopped itself: {reason}")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The bus the configuration asks for: Redis with a URL, else in-process.
+pub fn bus(config: &Config) -> anyhow::Result<Bus> {
+    let channels = Channels::new(config.channel_prefix.clone());
+    match &config.redis_url {
+        Some(url) => Bus::redis(url, channels, config.publish_buffer),
+        None => Ok(Bus::memory(channels)),
+    }
+}
+
+/// What the roles of one process share.
+#[derive(Clone)]
+pub struct RoleContext {
+    /// The bus.
+    pub bus: Bus,
+    /// The plugin engine.
+    pub engine: PluginEngine,
+    /// The active plugins, their history and incidents.
+    pub registry: Arc<PluginRegistry>,
+    /// Cancelled at shutdown: a signal, or a [`Fatal`] condition.
+    pub cancel: CancellationToken,
+    /// Set when a plugin runner cannot go on.
+    pub fatal: Arc<Fatal>,
+}
+
+impl RoleContext {
+    /// The bus and engine the configuration asks for (Redis with a URL,
+    /// else in-process), stopping on `cancel`.
+    pub fn new(config: &Config, cancel: CancellationToken) -> anyhow::Result<RoleContext> {
+        Ok(RoleContext {
+            bus: bus(config)?,
+            engine: PluginEngine::new(config.limits, config.cache_dir.as_deref())?,
+            registry: PluginRegistry::new(),
+            cancel,
+            fatal: Arc::default(),
+        })
+    }
+
+    /// How the plugin thread of `kind` reports: abandoned threads are
+    /// published, counted and noted for health; a fatal condition stops
+    /// the host.
+    pub fn runner_options(&self, kind: PluginKind) -> RunnerOptions {
+        let (bus, registry) = (self.bus.clone(), self.registry.clone());
+        let (cancel, fatal) = (self.cancel.clone(), self.fatal.clone());
+        let on_event = move |event: RunnerEvent| match event {
+            RunnerEvent::Abandoned {
+                plugin,
+                stuck_for,
+                stuck_now,
+                ..
+            } => {
+                let message = format!(
+                    "{kind} plugin {plugin}: a call did not return within {:.1}s; its thread was replaced",
+                    stuck_for.as_secs_f64()
+                );
+                registry.note_abandoned(kind, message.clone());
+                let event = PluginEvent::PluginAbandoned(PluginAbandoned {
+                    kind,
+                    plugin,
+                    stuck_ms: stuck_for.as_millis() as u64,
+                    stuck_now,
+                    message,
+                    timestamp: health_time(Utc::now()),
+                });
+                bus.publish_event(&bus.channels().plugins(), &event);
+            }
+            RunnerEvent::Fatal { reason, .. } => {
+                fatal.set(format!("the {kind} plugin cannot run: {reason}"));
+                cancel.cancel();
+            }
+        };
+        RunnerOptions {
+            on_event: Some(Arc::new(on_event)),
+            ..RunnerOptions::default()
+        }
+    }
+
+    /// The plugin manager for the plugins this process runs, watching
+    /// `--plugin-dir` when one is given.
+    pub fn start_manager(
+        &self,
+        config: &Config,
+        running: Vec<RunningPlugin>,
+    ) -> Arc<PluginManager> {
+        let manager = PluginManager::new(
+            self.engine.clone(),
+            self.registry.clone(),
+            self.bus.clone(),
+            AutoRollback::default(),
+            running,
+        );
+        if let Some(dir) = &config.plugins.dir {
+            manager.watch_dir(dir.clone(), self.cancel.clone());
+        }
+        manager
+    }
+}
