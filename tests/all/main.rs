@@ -11,3 +11,4 @@ mod plugins_health;
 mod plugins_normalizer;
 mod plugins_runtime;
 mod roles;
+mod sandbox;

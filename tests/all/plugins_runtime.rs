@@ -1,39 +1,14 @@
 //! Runtime safety: deadlines, memory cap, traps, instance replacement,
 //! contract checks, the compiled cache and the sandbox.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tickstock::plugins::{
     embedded, CacheOutcome, CallError, Limits, LoadError, NormalizerPlugin, PluginEngine,
     PluginKind,
 };
 
-use crate::helpers::{self, guests};
-
-fn misbehaving() -> NormalizerPlugin {
-    let engine = helpers::strict_engine();
-    let component = helpers::load(&engine, PluginKind::Normalizer, &guests::misbehave());
-    NormalizerPlugin::new(&engine, component).unwrap()
-}
-
-/// Each failure comes back as an error (well within a generous bound, so a
-/// hang fails the test) and the next call is served.
-fn assert_fails_then_recovers(frame: &str, check: impl Fn(&CallError) -> bool) {
-    let mut plugin = misbehaving();
-    let start = Instant::now();
-    let err = plugin
-        .normalize_frame(frame)
-        .expect_err("the call must fail");
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        start.elapsed()
-    );
-    assert!(check(&err), "unexpected error: {err}");
-    assert_eq!(plugin.restarts(), 1);
-    let out = plugin.normalize_frame("still alive").unwrap();
-    assert_eq!(out.ticks[0].payload, "still alive");
-}
+use crate::helpers::{self, assert_fails_then_recovers, guests, misbehaving};
 
 #[test]
 fn a_looping_plugin_is_stopped_by_the_deadline() {
@@ -234,7 +209,10 @@ fn a_cache_directory_others_can_write_is_refused() {
     std::fs::create_dir(&shared).unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
     let engine = PluginEngine::new(Limits::default(), Some(&shared)).unwrap();
-    assert!(engine.cache().is_none(), "a world-writable cache was trusted");
+    assert!(
+        engine.cache().is_none(),
+        "a world-writable cache was trusted"
+    );
     // The host still works: it compiles.
     let loaded = engine
         .load(PluginKind::Normalizer, embedded::NORMALIZER)

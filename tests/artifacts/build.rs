@@ -35,6 +35,32 @@ const GUESTS: &[Guest] = &[
         features: "test-next",
         name: "health_next",
     },
+    // Sandbox faults.
+    Guest {
+        package: "tickstock-test-misbehave",
+        features: "loop-at-start",
+        name: "loop_at_start",
+    },
+    Guest {
+        package: "tickstock-normalizer",
+        features: "test-sleep",
+        name: "normalizer_sleep",
+    },
+    Guest {
+        package: "tickstock-health",
+        features: "test-faults",
+        name: "health_faults",
+    },
+    Guest {
+        package: "tickstock-health",
+        features: "test-sleep-in-check",
+        name: "health_sleep_in_check",
+    },
+    Guest {
+        package: "tickstock-health",
+        features: "test-loop-import",
+        name: "health_loop_import",
+    },
 ];
 
 fn main() {

@@ -11,7 +11,7 @@ use super::bindings::{tickstock::plugins as wit, LogLevel};
 
 /// Log lines a plugin may write per call; more are counted and dropped so a
 /// chatty plugin cannot flood the host's log.
-const LOG_LINES_PER_CALL: u32 = 20;
+pub(super) const LOG_LINES_PER_CALL: u32 = 20;
 /// Longest log message kept, in bytes.
 const LOG_LINE_MAX: usize = 1_024;
 /// Bytes of guest stderr kept (a Rust guest's panic message lands there);
@@ -40,8 +40,6 @@ pub struct PluginCtx {
     pub(super) label: String,
     /// Log lines written during the current call.
     pub(super) logs_this_call: u32,
-    /// Log lines dropped by the per-call limit, since the instance started.
-    pub(super) logs_dropped: u64,
     /// When the current call (or instantiation) started.
     pub(super) call_started: std::time::Instant,
     /// The calling thread's CPU time when the current call first ran past
@@ -78,7 +76,6 @@ impl PluginCtx {
             limiter: Budget::new(memory_limit),
             label,
             logs_this_call: 0,
-            logs_dropped: 0,
             call_started: std::time::Instant::now(),
             cpu_at_deadline: None,
         }
@@ -113,7 +110,6 @@ impl wit::host::Host for PluginCtx {
     fn log(&mut self, level: LogLevel, message: String) {
         self.logs_this_call += 1;
         if self.logs_this_call > LOG_LINES_PER_CALL {
-            self.logs_dropped += 1;
             if self.logs_this_call == LOG_LINES_PER_CALL + 1 {
                 tracing::warn!(plugin = %self.label, "plugin log limit reached for this call; dropping further lines");
             }

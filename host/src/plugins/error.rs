@@ -86,6 +86,15 @@ pub enum CallError {
         /// The trap and its backtrace, as wasmtime reports it.
         message: String,
     },
+    /// The result was larger than the host takes (see
+    /// [`crate::plugins::limits`]).
+    #[error("{plugin} returned too much: {what}")]
+    Oversized {
+        /// `name@version` of the plugin.
+        plugin: String,
+        /// What was too large.
+        what: String,
+    },
     /// The call did not come back in time and its thread was abandoned
     /// (see [`super::runner`]); this is what the call returns if it ever
     /// does come back.
@@ -106,13 +115,14 @@ pub enum CallError {
 
 impl CallError {
     /// A short, stable label for metrics (`deadline`, `memory`, `trap`,
-    /// `abandoned`, `reinstantiate`).
+    /// `oversized`, `abandoned`, `reinstantiate`).
     pub fn kind(&self) -> &'static str {
         match self {
             CallError::Deadline { .. } => "deadline",
             CallError::MemoryLimit { .. } => "memory",
             CallError::Trap { .. } => "trap",
             CallError::Abandoned { .. } => "abandoned",
+            CallError::Oversized { .. } => "oversized",
             CallError::Reinstantiate { .. } => "reinstantiate",
         }
     }

@@ -57,7 +57,9 @@ impl Plugin<health_metrics::Guest> {
 
     /// The health report as of `now_ms`.
     pub fn report(&mut self, now_ms: i64, host: &HostState) -> Result<HealthReport, CallError> {
-        self.call(|exports, store| exports.call_report(store, now_ms, host))
+        let report = self.call(|exports, store| exports.call_report(store, now_ms, host))?;
+        super::limits::check_report(&report).map_err(|what| self.oversized(what))?;
+        Ok(report)
     }
 
     /// The plugin's serialized state.

@@ -11,7 +11,7 @@ use wasmtime::component::Instance;
 use wasmtime::{Store, Trap};
 
 use super::bindings::PluginInfo;
-use super::ctx::PluginCtx;
+use super::ctx::{PluginCtx, LOG_LINES_PER_CALL};
 use super::engine::{LoadedComponent, PluginEngine};
 use super::error::{CallError, LoadError};
 use super::stats::CallStats;
@@ -134,7 +134,7 @@ impl<W: World> Plugin<W> {
             });
         }
         let provisional = format!("{} plugin", component.kind);
-        let (store, exports) = instantiate::<W>(engine, &component, provisional)
+        let (store, exports) = instantiate::<W>(engine, &component, provisional.clone())
             .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
         let mut live = Plugin {
             engine: engine.clone(),
@@ -145,7 +145,7 @@ impl<W: World> Plugin<W> {
                 name: String::new(),
                 version: String::new(),
             },
-            label: String::new(),
+            label: provisional,
             restarts: 0,
             stats: Arc::new(CallStats::default()),
             clock: Arc::default(),
@@ -216,6 +216,12 @@ impl<W: World> Plugin<W> {
         data.call_started = start;
         let stamp = self.clock.begin();
         let result = f(&self.exports, &mut self.store);
+        let logged = self.store.data().logs_this_call;
+        if logged > LOG_LINES_PER_CALL {
+            self.stats
+                .logs_dropped
+                .fetch_add(u64::from(logged - LOG_LINES_PER_CALL), Ordering::Relaxed);
+        }
         if !self.clock.end(stamp) {
             // The watchdog gave up on this call and another thread serves
             // in this one's place (it counted the failure): report, and
@@ -236,6 +242,17 @@ impl<W: World> Plugin<W> {
                 self.replace()?;
                 Err(error)
             }
+        }
+    }
+
+    /// Refuses a result that is too large (counted as a failed call; the
+    /// instance is fine and stays).
+    pub(super) fn oversized(&self, what: String) -> CallError {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        self.stats.oversized.fetch_add(1, Ordering::Relaxed);
+        CallError::Oversized {
+            plugin: self.label.clone(),
+            what,
         }
     }
 

@@ -28,6 +28,7 @@ mod engine;
 mod error;
 mod health;
 pub mod instance;
+pub mod limits;
 mod normalizer;
 pub mod registry;
 pub mod runner;

@@ -56,7 +56,9 @@ impl Plugin<normalize::Guest> {
     /// Normalizes one frame. On error the instance has been replaced and the
     /// next call is served by a fresh one.
     pub fn normalize_frame(&mut self, frame: &str) -> Result<Normalized, CallError> {
-        self.call(|exports, store| exports.call_normalize_frame(store, frame))
+        let out = self.call(|exports, store| exports.call_normalize_frame(store, frame))?;
+        super::limits::check_normalized(&out).map_err(|what| self.oversized(what))?;
+        Ok(out)
     }
 
     /// Runs one representative frame through a fresh instance, so its first

@@ -19,6 +19,10 @@ pub struct CallStats {
     pub errors: AtomicU64,
     /// Deadline failures among the errors.
     pub deadlines: AtomicU64,
+    /// Results refused for their size (a failure too).
+    pub oversized: AtomicU64,
+    /// Log lines dropped by the per-call limit.
+    pub logs_dropped: AtomicU64,
     /// Sum of call durations, microseconds.
     pub total_us: AtomicU64,
     /// Calls per latency bucket ([`BUCKETS_US`], plus one overflow bucket).

@@ -101,6 +101,10 @@ fn record(state: &AppState) {
             .absolute(CallStats::get(&plugin.stats.errors));
         counter!("tickstock_plugin_deadline_errors_total", &labels)
             .absolute(CallStats::get(&plugin.stats.deadlines));
+        counter!("tickstock_plugin_oversized_results_total", &labels)
+            .absolute(CallStats::get(&plugin.stats.oversized));
+        counter!("tickstock_plugin_log_lines_dropped_total", &labels)
+            .absolute(CallStats::get(&plugin.stats.logs_dropped));
     }
     for kind in crate::plugins::PluginKind::ALL {
         counter!("tickstock_plugin_threads_abandoned_total", "kind" => kind.as_str())

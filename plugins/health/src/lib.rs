@@ -60,9 +60,14 @@ pub const NAME: &str = "stream-health";
 /// test-only 1.1.0 build's).
 pub const VERSION: &str = if cfg!(feature = "test-next") {
     "1.1.0"
+} else if cfg!(feature = "test-faults") {
+    "1.0.1-faults"
 } else {
     env!("CARGO_PKG_VERSION")
 };
+
+#[cfg(feature = "test-faults")]
+mod test_faults;
 
 thread_local! {
     // A component instance is single-threaded; the host keeps one instance
@@ -81,6 +86,8 @@ impl bindings::exports::tickstock::plugins::health_metrics::Guest for Component 
     }
 
     fn observe(ticks: Vec<Tick>, now_ms: i64) {
+        #[cfg(feature = "test-faults")]
+        test_faults::observe(&ticks);
         STATE.with_borrow_mut(|s| {
             let symbols: Vec<&str> = ticks.iter().map(|t| t.symbol.as_str()).collect();
             s.observe(&symbols, now_ms);
@@ -88,14 +95,20 @@ impl bindings::exports::tickstock::plugins::health_metrics::Guest for Component 
     }
 
     fn report(now_ms: i64, host: HostState) -> HealthReport {
+        #[cfg(feature = "test-faults")]
+        test_faults::at(test_faults::Call::Report);
         STATE.with_borrow_mut(|s| s.report(now_ms, &host))
     }
 
     fn export_state() -> Vec<u8> {
+        #[cfg(feature = "test-faults")]
+        test_faults::at(test_faults::Call::Export);
         STATE.with_borrow(|s| s.export())
     }
 
     fn import_state(bytes: Vec<u8>, previous: PluginInfo) -> Result<(), String> {
+        #[cfg(feature = "test-faults")]
+        test_faults::at(test_faults::Call::Import);
         match state::HealthState::import(&bytes) {
             Ok(imported) => {
                 STATE.with_borrow_mut(|s| *s = imported);

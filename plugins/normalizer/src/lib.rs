@@ -60,6 +60,8 @@ pub const VERSION: &str = if cfg!(feature = "test-next") {
     "1.1.0"
 } else if cfg!(feature = "test-trap") {
     "1.0.1-trap"
+} else if cfg!(feature = "test-sleep") {
+    "1.0.1-sleep"
 } else {
     env!("CARGO_PKG_VERSION")
 };
@@ -84,6 +86,10 @@ impl bindings::exports::tickstock::plugins::normalize::Guest for Component {
     fn normalize_frame(frame: String) -> Normalized {
         if cfg!(feature = "test-trap") && frame.contains("\"TRAPME\"") {
             panic!("test-trap build: refusing a frame with TRAPME");
+        }
+        if cfg!(feature = "test-sleep") && frame.contains("\"SLEEPME\"") {
+            // What a blocking call in ordinary code does to a plugin.
+            std::thread::sleep(std::time::Duration::from_secs(3600));
         }
         normalize_frame(&frame)
     }

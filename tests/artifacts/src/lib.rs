@@ -27,6 +27,35 @@ pub fn health_next() -> Vec<u8> {
     read(env!("TICKSTOCK_COMPONENT_HEALTH_NEXT"))
 }
 
+/// The misbehaving normalizer with a constructor that spins at
+/// instantiation.
+pub fn loop_at_start() -> Vec<u8> {
+    read(env!("TICKSTOCK_COMPONENT_LOOP_AT_START"))
+}
+
+/// The normalizer at 1.0.1-sleep: sleeps an hour on frames mentioning
+/// SLEEPME (it passes the conformance check).
+pub fn normalizer_sleep() -> Vec<u8> {
+    read(env!("TICKSTOCK_COMPONENT_NORMALIZER_SLEEP"))
+}
+
+/// The health plugin at 1.0.1-faults: misbehaves on special symbols (see
+/// `plugins/health/src/test_faults.rs`).
+pub fn health_faults() -> Vec<u8> {
+    read(env!("TICKSTOCK_COMPONENT_HEALTH_FAULTS"))
+}
+
+/// A health plugin whose `observe` always sleeps (it meets the conformance
+/// check).
+pub fn health_sleep_in_check() -> Vec<u8> {
+    read(env!("TICKSTOCK_COMPONENT_HEALTH_SLEEP_IN_CHECK"))
+}
+
+/// A health plugin whose `import-state` spins for ever.
+pub fn health_loop_import() -> Vec<u8> {
+    read(env!("TICKSTOCK_COMPONENT_HEALTH_LOOP_IMPORT"))
+}
+
 fn read(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("reading the test guest {path}: {e}"))
 }

@@ -4,6 +4,10 @@
 //! - `alloc`: allocates without bound (the host's memory cap must stop it);
 //! - `trap`: panics, which is a trap in WebAssembly;
 //! - `log`: logs through the host and returns one tick;
+//! - `sleep`: `std::thread::sleep` for an hour (a wait in host code);
+//! - `log-flood`: logs 100,000 lines in one call;
+//! - `huge-output`: returns 200,000 ticks;
+//! - `huge-payload`: returns one tick with a 2 MiB payload;
 //! - `probe`: returns one tick whose payload reports what the sandbox lets
 //!   the guest see (environment, files, clock), as JSON;
 //! - anything else: one tick whose payload is the frame, so a test can see
@@ -21,6 +25,23 @@ use bindings::tickstock::plugins::host::log;
 use bindings::tickstock::plugins::types::*;
 
 struct Component;
+
+/// Built with `loop-at-start`: a constructor that spins, run when the
+/// component is instantiated (before any export is called).
+#[cfg(feature = "loop-at-start")]
+#[allow(unsafe_code)]
+mod start {
+    extern "C" fn spin_at_start() {
+        let mut n: u64 = 0;
+        loop {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
+    }
+
+    #[used]
+    #[unsafe(link_section = ".init_array")]
+    static SPIN_AT_START: extern "C" fn() = spin_at_start;
+}
 
 impl Guest for Component {
     fn info() -> PluginInfo {
@@ -47,17 +68,31 @@ impl Guest for Component {
             }
             "trap" => panic!("asked to trap"),
             "log" => log(LogLevel::Warn, "hello from the guest"),
+            "sleep" => std::thread::sleep(std::time::Duration::from_secs(3600)),
+            "log-flood" => {
+                for i in 0..100_000 {
+                    log(LogLevel::Info, &format!("line {i}"));
+                }
+            }
+            "huge-output" => {
+                let mut out = echo(String::from("{}"));
+                let one = out.ticks[0].clone();
+                out.ticks = vec![one; 200_000];
+                return out;
+            }
+            "huge-payload" => return echo("x".repeat(2 << 20)),
             "probe" => {
                 let clock = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(u64::MAX);
                 let probe = format!(
-                    r#"{{"env":{},"args":{},"root_readable":{},"clock_secs":{}}}"#,
+                    r#"{{"env":{},"args":{},"root_readable":{},"clock_secs":{},"tcp_connect":{}}}"#,
                     std::env::vars().count(),
                     std::env::args().count(),
                     std::fs::read_dir("/").is_ok(),
-                    clock
+                    clock,
+                    std::net::TcpStream::connect("127.0.0.1:6379").is_ok()
                 );
                 return echo(probe);
             }

@@ -1,0 +1,315 @@
+//! The plugin sandbox, call by call: no component can hang, starve, bloat or
+//! outlive its thread. Each test runs a hostile guest through the real
+//! runtime and checks that the call fails with a clear error, quickly, and
+//! that the plugin serves again afterwards. (The same faults inside a
+//! running host are in `hotswap.rs`.)
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tickstock::plugins::runner::{PluginThread, RunnerEvent, RunnerOptions};
+use tickstock::plugins::wasi::WAIT_REFUSED;
+use tickstock::plugins::{
+    CallError, HealthPlugin, Limits, LoadError, NormalizerPlugin, PluginEngine, PluginInfo,
+    PluginKind, Tick,
+};
+
+use crate::helpers::{self, assert_fails_then_recovers, guests, misbehaving, misbehaving_on};
+
+/// A generous bound: every fault here must end far sooner.
+const BOUND: Duration = Duration::from_secs(10);
+
+fn is_wait_refused(e: &CallError) -> bool {
+    matches!(e, CallError::Trap { .. }) && e.to_string().contains("may not sleep or wait")
+}
+
+fn tick(symbol: &str) -> Tick {
+    Tick {
+        symbol: symbol.to_string(),
+        price: 1.0,
+        size: 1,
+        timestamp_ms: 1_700_000_000_000,
+        sequence: None,
+        kind: None,
+        exchange: None,
+    }
+}
+
+fn faulty_health() -> HealthPlugin {
+    let engine = helpers::strict_engine();
+    let component = helpers::load(&engine, PluginKind::Health, &guests::health_faults());
+    HealthPlugin::new(&engine, component).unwrap()
+}
+
+/// Runs `call` on `plugin` (on its own thread, so a hang fails the test)
+/// and checks it fails with a refused wait; returns the plugin.
+fn assert_wait_refused<T: std::fmt::Debug + Send + 'static>(
+    plugin: HealthPlugin,
+    call: impl FnOnce(&mut HealthPlugin) -> Result<T, CallError> + Send + 'static,
+) -> HealthPlugin {
+    let start = Instant::now();
+    let (plugin, result) = helpers::within(BOUND, move || {
+        let mut plugin = plugin;
+        let result = call(&mut plugin);
+        (plugin, result)
+    });
+    let err = result.expect_err("the call must fail");
+    assert!(start.elapsed() < BOUND, "took {:?}", start.elapsed());
+    assert!(is_wait_refused(&err), "unexpected error: {err}");
+    assert!(err.to_string().contains(WAIT_REFUSED), "{err}");
+    plugin
+}
+
+#[test]
+fn a_sleeping_normalizer_traps_at_once_and_serves_again() {
+    assert_fails_then_recovers("sleep", is_wait_refused);
+}
+
+#[test]
+fn a_health_plugin_that_sleeps_in_any_call_traps() {
+    let plugin = faulty_health();
+    let mut plugin = assert_wait_refused(plugin, |p| p.observe(&[tick("SLEEP")], 1));
+    // Served again by a fresh instance.
+    plugin.observe(&[tick("AAA")], 2).unwrap();
+
+    plugin.observe(&[tick("REPORT_SLEEP")], 3).unwrap();
+    let host = tickstock::plugins::HostState {
+        window_ms: 1_000,
+        subscribed_symbols: 1,
+        feed_connected: true,
+        bus_connected: true,
+        dropped_since_last_report: 0,
+        issues: Vec::new(),
+    };
+    let report_host = host.clone();
+    let mut plugin = assert_wait_refused(plugin, move |p| p.report(4, &report_host));
+    plugin.report(5, &host).unwrap();
+
+    plugin.observe(&[tick("EXPORT_SLEEP")], 6).unwrap();
+    let mut plugin = assert_wait_refused(plugin, |p| p.export_state());
+    plugin.export_state().unwrap();
+}
+
+#[test]
+fn a_loop_in_import_state_is_stopped() {
+    let engine = helpers::strict_engine();
+    let component = helpers::load(&engine, PluginKind::Health, &guests::health_loop_import());
+    let mut plugin = HealthPlugin::new(&engine, component).unwrap();
+    let previous = PluginInfo {
+        name: "stream-health".into(),
+        version: "1.0.0".into(),
+    };
+    let start = Instant::now();
+    let err = plugin.import_state(b"{}", &previous).unwrap_err();
+    assert!(start.elapsed() < BOUND, "took {:?}", start.elapsed());
+    assert!(matches!(err, CallError::Deadline { .. }), "{err}");
+}
+
+#[test]
+fn a_constructor_that_loops_is_stopped_when_the_instance_is_made() {
+    // A Rust component runs its static constructors on its first entry,
+    // `info`, which the host calls when it makes the instance: the deadline
+    // covers that as it covers every other call (and instantiation itself).
+    let engine = helpers::strict_engine();
+    let component = helpers::load(&engine, PluginKind::Normalizer, &guests::loop_at_start());
+    let start = Instant::now();
+    let err = NormalizerPlugin::new(&engine, component)
+        .err()
+        .expect("making the instance must fail");
+    assert!(start.elapsed() < BOUND, "took {:?}", start.elapsed());
+    assert!(
+        matches!(err, LoadError::Info(CallError::Deadline { .. })),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("normalizer plugin exceeded its 20 ms deadline"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_loop_is_stopped_even_when_its_thread_gets_little_cpu() {
+    // More CPU-burning threads than cores: the plugin's thread gets a
+    // fraction of a core, which once kept a per-window CPU check from ever
+    // firing. The CPU budget counts across windows and the wall-clock cap
+    // fires whatever the CPU clock says.
+    let stop = Arc::new(AtomicBool::new(false));
+    let burners: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n: u64 = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    let result = std::panic::catch_unwind(|| {
+        assert_fails_then_recovers("loop", |e| matches!(e, CallError::Deadline { .. }))
+    });
+    stop.store(true, Ordering::Relaxed);
+    for b in burners {
+        b.join().unwrap();
+    }
+    result.unwrap();
+}
+
+/// An engine whose limits the faults below stay within: they test what
+/// the host does with what a call returns or logs.
+fn roomy_engine() -> PluginEngine {
+    PluginEngine::new(
+        Limits {
+            deadline: Duration::from_secs(2),
+            memory_bytes: 256 << 20,
+        },
+        None,
+    )
+    .unwrap()
+}
+
+#[test]
+fn huge_results_are_refused_and_counted() {
+    let mut plugin = misbehaving_on(&roomy_engine());
+    for frame in ["huge-output", "huge-payload"] {
+        let err = plugin.normalize_frame(frame).unwrap_err();
+        assert!(matches!(err, CallError::Oversized { .. }), "{frame}: {err}");
+    }
+    let stats = plugin.stats();
+    assert_eq!(stats.oversized.load(Ordering::Relaxed), 2);
+    assert_eq!(stats.errors.load(Ordering::Relaxed), 2);
+    assert_eq!(plugin.normalize_frame("ok").unwrap().ticks.len(), 1);
+}
+
+#[test]
+fn a_log_flood_is_cut_and_counted() {
+    let mut plugin = misbehaving_on(&roomy_engine());
+    let start = Instant::now();
+    plugin.normalize_frame("log-flood").unwrap();
+    assert!(start.elapsed() < BOUND, "took {:?}", start.elapsed());
+    assert_eq!(
+        plugin.stats().logs_dropped.load(Ordering::Relaxed),
+        100_000 - 20
+    );
+}
+
+#[test]
+fn sockets_are_refused() {
+    let mut plugin = misbehaving();
+    let out = plugin.normalize_frame("probe").unwrap();
+    let probe: serde_json::Value = serde_json::from_str(&out.ticks[0].payload).unwrap();
+    assert_eq!(probe["tcp_connect"], false, "a socket connected: {probe}");
+}
+
+/// A normalizer thread whose results go to a list, watched with
+/// `stuck_after`, on an engine whose deadline stops a loop only after
+/// `deadline` (so the watchdog acts first).
+fn watched_thread(
+    deadline: Duration,
+    options: RunnerOptions,
+) -> (
+    PluginThread<tickstock::plugins::bindings::normalize::Guest>,
+    tickstock::plugins::runner::Inbox<String>,
+    Arc<Mutex<Vec<Result<String, String>>>>,
+) {
+    let engine = PluginEngine::new(
+        Limits {
+            deadline,
+            memory_bytes: 16 << 20,
+        },
+        None,
+    )
+    .unwrap();
+    let component = helpers::load(&engine, PluginKind::Normalizer, &guests::misbehave());
+    let plugin = NormalizerPlugin::new(&engine, component).unwrap();
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let seen = results.clone();
+    let (thread, inbox) =
+        PluginThread::spawn("normalize", plugin, 16, options, move |p, frame: String| {
+            let out = p
+                .normalize_frame(&frame)
+                .map(|n| n.ticks[0].payload.clone())
+                .map_err(|e| e.to_string());
+            seen.lock().unwrap().push(out);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    (thread, inbox, results)
+}
+
+fn events() -> (RunnerOptions, Arc<Mutex<Vec<RunnerEvent>>>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let options = RunnerOptions {
+        stuck_after: Some(Duration::from_millis(100)),
+        max_stuck: 3,
+        on_event: Some(Arc::new(move |e| sink.lock().unwrap().push(e))),
+    };
+    (options, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_call_is_abandoned_and_a_fresh_thread_serves_on() {
+    // The loop is stopped by its deadline only after ~0.6-3 s: long after
+    // the watchdog (100 ms) gave up on it.
+    let (options, events) = events();
+    let (thread, inbox, results) = watched_thread(Duration::from_millis(300), options);
+    inbox.send("loop".into()).await.unwrap();
+    inbox.send("after".into()).await.unwrap();
+    helpers::wait_until("the next frame is served", BOUND, || {
+        results
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_deref() == Ok("after"))
+    })
+    .await;
+    assert_eq!(thread.stats().abandoned.load(Ordering::Relaxed), 1);
+    {
+        let events = events.lock().unwrap();
+        assert!(
+            matches!(&events[..], [RunnerEvent::Abandoned { stuck_now: 1, plugin, .. }] if plugin == "misbehave@0.0.1"),
+            "{events:?}"
+        );
+    }
+    // The stuck call comes back at last: its result says it was
+    // abandoned, and its thread serves nothing more.
+    helpers::wait_until("the stuck call came back", BOUND, || {
+        thread.stats().stuck_now.load(Ordering::Relaxed) == 0
+    })
+    .await;
+    assert!(results
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.as_ref().is_err_and(|e| e.contains("abandoned"))));
+    inbox.send("later".into()).await.unwrap();
+    helpers::wait_until("served by the fresh thread", BOUND, || {
+        results
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_deref() == Ok("later"))
+    })
+    .await;
+    assert_eq!(results.lock().unwrap().len(), 3, "each frame served once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_stuck_threads_is_fatal() {
+    let (mut options, events) = events();
+    options.max_stuck = 0;
+    let (_thread, inbox, _results) = watched_thread(Duration::from_millis(300), options);
+    inbox.send("loop".into()).await.unwrap();
+    helpers::wait_until("a fatal event", BOUND, || {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, RunnerEvent::Fatal { reason, .. } if reason.contains("stuck")))
+    })
+    .await;
+}
