@@ -9,7 +9,7 @@ use tickstock::bus::BusStats;
 use tickstock::roles::Host;
 use tickstock::web::state::EventKind;
 
-use crate::helpers::{self, wait_until, Child, TestHost};
+use crate::helpers::{self, sample, scrape, wait_until, Child, TestHost};
 
 const SECS: Duration = Duration::from_secs(30);
 
@@ -180,32 +180,6 @@ async fn the_page_shows_live_data_in_a_real_browser() {
 
     client.close().await.unwrap();
     host.stop().await;
-}
-
-fn sample(families: &prometheus_parse::Scrape, name: &str) -> f64 {
-    families
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .sum()
-}
-
-async fn scrape(addr: std::net::SocketAddr) -> prometheus_parse::Scrape {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let lines = text.lines().map(|l| Ok(l.to_string()));
-    prometheus_parse::Scrape::parse(lines)
-        .unwrap_or_else(|e| panic!("not Prometheus text ({e}):\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,83 +5,18 @@
 use std::time::Duration;
 
 use tickstock::bus::Channels;
-use tickstock::config::Config;
 use tickstock::plugins::{embedded, PluginKind};
-use tickstock::roles::Host;
-use tickstock::secret::Secret;
-use tickstock::simulator::{Simulator, SimulatorConfig, SimulatorStats};
+use tickstock::simulator::SimulatorStats;
 
-use crate::helpers::{self, guests, wait_until, TestHost};
+use crate::helpers::{
+    self, active_version, guests, host_with, post, recording_simulator, sim_config, wait_until,
+    TestHost, SYMBOLS, TOKEN,
+};
 
 const SECS: Duration = Duration::from_secs(30);
-const TOKEN: &str = "s3cret-admin-token";
-
-/// A host fed by its own (recording) simulator, with the admin API on.
-/// A configuration fed by `sim` (a recording simulator) for `symbols`,
-/// with the admin API on.
-fn sim_config(sim: &Simulator, prefix: &str, redis: Option<String>, symbols: &[&str]) -> Config {
-    let mut config: Config = helpers::config(prefix, redis, 1, Duration::from_millis(1000));
-    config.api_key = Some(Secret::new("key"));
-    config.massive_url = sim.url();
-    config.admin_token = Some(Secret::new(TOKEN));
-    config.subscription.symbols =
-        tickstock::config::Symbols::List(symbols.iter().map(|s| s.to_string()).collect());
-    config
-}
-
-async fn host_with(
-    sim: &Simulator,
-    prefix: &str,
-    redis: Option<String>,
-    symbols: &[&str],
-) -> TestHost {
-    let config = sim_config(sim, prefix, redis, symbols);
-    TestHost::start(&config).await
-}
-
-async fn simulator(rate: f64, universe: &[&str]) -> Simulator {
-    helpers::simulator(SimulatorConfig {
-        rate,
-        batch: 10,
-        universe: universe.iter().map(|s| s.to_string()).collect(),
-        record: true,
-        seed: 5,
-        ..Default::default()
-    })
-    .await
-}
-
-const SYMBOLS: [&str; 12] = [
-    "AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "META", "TSLA", "AVGO", "JPM", "V", "TRAPME", "XOM",
-];
-
-async fn post(
-    host: &Host,
-    path: &str,
-    token: Option<&str>,
-    body: Vec<u8>,
-) -> (u16, serde_json::Value) {
-    let mut req = reqwest::Client::new()
-        .post(format!("http://{}{path}", host.addr))
-        .body(body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    let code = resp.status().as_u16();
-    (code, resp.json().await.unwrap_or(serde_json::Value::Null))
-}
-
-fn active_version(host: &Host, kind: PluginKind) -> String {
-    host.registry
-        .active(kind)
-        .map(|a| a.version)
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_needs_the_token() {
-    let sim = simulator(200.0, &SYMBOLS).await;
+    let sim = recording_simulator(200.0, &SYMBOLS).await;
     let host = host_with(&sim, &helpers::prefix("auth"), None, &SYMBOLS).await;
     let url = format!("http://{}/admin/plugins", host.addr);
     let client = reqwest::Client::new();
@@ -150,7 +85,7 @@ async fn the_admin_api_needs_the_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
-    let sim = simulator(300.0, &SYMBOLS).await;
+    let sim = recording_simulator(300.0, &SYMBOLS).await;
     let prefix = helpers::prefix("refuse");
     let host = host_with(&sim, &prefix, None, &SYMBOLS).await;
     let mut plugin_events = host
@@ -255,7 +190,7 @@ async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_swaps_under_load_deliver_every_tick_exactly_once_in_order() {
     let (redis, ch, consumer) = helpers::redis_and_consumer("swaps").await;
-    let sim = simulator(2_000.0, &SYMBOLS).await;
+    let sim = recording_simulator(2_000.0, &SYMBOLS).await;
     let host = host_with(&sim, ch.prefix(), Some(redis.url()), &SYMBOLS).await;
     wait_until("ticks flowing", SECS, || consumer.count(&ch.ticks()) > 200).await;
 
@@ -354,7 +289,7 @@ async fn next(sub: &mut tickstock::bus::Subscription) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_state_survives_a_swap() {
-    let sim = simulator(400.0, &SYMBOLS).await;
+    let sim = recording_simulator(400.0, &SYMBOLS).await;
     let prefix = helpers::prefix("state");
     let host = host_with(&sim, &prefix, None, &SYMBOLS).await;
     let mut health = host
@@ -403,20 +338,24 @@ async fn health_state_survives_a_swap() {
     host.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trapping_version_dead_letters_its_frames_and_is_rolled_back() {
-    let (redis, ch, consumer) = helpers::redis_and_consumer("trap").await;
-    let sim = simulator(1_000.0, &SYMBOLS).await;
+/// A normalizer version that fails on the frames of one symbol (and passes
+/// the conformance check): installed under load, its failures are dead
+/// letters with the error, every other frame keeps flowing, it is rolled
+/// back by itself, the fault shows in `/metrics` and on the plugins
+/// channel, and a good version installs afterwards.
+async fn a_faulty_normalizer_is_dead_lettered_and_rolled_back(
+    test: &str,
+    guest: Vec<u8>,
+    label: &str,
+    marker: &str,
+    error_says: &str,
+) {
+    let (redis, ch, consumer) = helpers::redis_and_consumer(test).await;
+    let sim = recording_simulator(1_000.0, &SYMBOLS).await;
     let host = host_with(&sim, ch.prefix(), Some(redis.url()), &SYMBOLS).await;
     wait_until("ticks flowing", SECS, || consumer.count(&ch.ticks()) > 100).await;
 
-    let (code, reply) = post(
-        &host,
-        "/admin/plugins/normalizer",
-        Some(TOKEN),
-        guests::normalizer_trap(),
-    )
-    .await;
+    let (code, reply) = post(&host, "/admin/plugins/normalizer", Some(TOKEN), guest).await;
     assert_eq!(code, 200, "{reply}");
     let installed_at = consumer.count(&ch.ticks());
     wait_until("automatic rollback", SECS, || {
@@ -435,13 +374,10 @@ async fn a_trapping_version_dead_letters_its_frames_and_is_rolled_back() {
     let letter_schema = helpers::schema("deadletter.json");
     for l in &letters {
         helpers::assert_schema(&letter_schema, &l.json);
-        assert_eq!(l.json["plugin"], "massive-stocks@1.0.1-trap");
-        assert!(
-            l.json["error"].as_str().unwrap().contains("TRAPME"),
-            "{}",
-            l.json
-        );
-        assert!(l.json["frame"].as_str().unwrap().contains("TRAPME"));
+        assert_eq!(l.json["plugin"], label);
+        let error = l.json["error"].as_str().unwrap();
+        assert!(error.contains(error_says), "{}", l.json);
+        assert!(l.json["frame"].as_str().unwrap().contains(marker));
     }
     // The other frames kept flowing, during and after.
     wait_until("ticks after rollback", SECS, || {
@@ -462,6 +398,16 @@ async fn a_trapping_version_dead_letters_its_frames_and_is_rolled_back() {
         letters.len(),
         "every failed frame was dead-lettered and counted"
     );
+    let metrics = helpers::scrape(host.addr).await;
+    assert_eq!(
+        helpers::sample(&metrics, "tickstock_normalizer_errors_total") as u64,
+        errors
+    );
+    let auto = [("kind", "normalizer"), ("automatic", "true")];
+    assert_eq!(
+        helpers::sample_with(&metrics, "tickstock_plugin_rollbacks_total", &auto),
+        1.0
+    );
     // Every kind of plugins event seen here matches its schema.
     let plugin_schema = helpers::schema("plugin_event.json");
     let events = consumer.on(&ch.plugins());
@@ -474,12 +420,46 @@ async fn a_trapping_version_dead_letters_its_frames_and_is_rolled_back() {
             "no {kind} event"
         );
     }
+    // A good version installs afterwards.
+    let (code, reply) = post(
+        &host,
+        "/admin/plugins/normalizer",
+        Some(TOKEN),
+        guests::normalizer_next(),
+    )
+    .await;
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(active_version(&host, PluginKind::Normalizer), "1.1.0");
     host.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapping_version_dead_letters_its_frames_and_is_rolled_back() {
+    a_faulty_normalizer_is_dead_lettered_and_rolled_back(
+        "trap",
+        guests::normalizer_trap(),
+        "massive-stocks@1.0.1-trap",
+        "TRAPME",
+        "TRAPME",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_that_sleeps_on_one_symbol_traps_instead_of_hanging_and_is_rolled_back() {
+    a_faulty_normalizer_is_dead_lettered_and_rolled_back(
+        "sleep",
+        guests::normalizer_sleep(),
+        "massive-stocks@1.0.1-sleep",
+        "SLEEPME",
+        "may not sleep or wait",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_dropped_in_the_plugin_directory_is_installed() {
-    let sim = simulator(200.0, &SYMBOLS).await;
+    let sim = recording_simulator(200.0, &SYMBOLS).await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = sim_config(&sim, &helpers::prefix("dir"), None, &SYMBOLS);
     config.plugins.dir = Some(dir.path().to_path_buf());
@@ -501,7 +481,7 @@ async fn a_file_dropped_in_the_plugin_directory_is_installed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_lists_installs_and_rolls_back() {
-    let sim = simulator(200.0, &SYMBOLS).await;
+    let sim = recording_simulator(200.0, &SYMBOLS).await;
     let host = host_with(&sim, &helpers::prefix("cli"), None, &SYMBOLS).await;
     let dir = tempfile::tempdir().unwrap();
     let next = dir.path().join("next.wasm");

@@ -16,7 +16,10 @@ use tickstock::plugins::{
     PluginKind, Tick,
 };
 
-use crate::helpers::{self, assert_fails_then_recovers, guests, misbehaving, misbehaving_on};
+use crate::helpers::{
+    self, active_version, assert_fails_then_recovers, guests, host_with, misbehaving,
+    misbehaving_on, post, recording_simulator, SYMBOLS, TOKEN,
+};
 
 /// A generous bound: every fault here must end far sooner.
 const BOUND: Duration = Duration::from_secs(10);
@@ -312,4 +315,128 @@ async fn too_many_stuck_threads_is_fatal() {
             .any(|e| matches!(e, RunnerEvent::Fatal { reason, .. } if reason.contains("stuck")))
     })
     .await;
+}
+
+// The same faults inside a running host, driven through the admin API.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_plugin_that_sleeps_on_live_ticks_is_rolled_back_and_health_keeps_flowing() {
+    let (redis, ch, consumer) = helpers::redis_and_consumer("health-sleep").await;
+    let universe = ["AAPL", "MSFT", "SLEEP"];
+    let sim = recording_simulator(300.0, &universe).await;
+    let host = host_with(&sim, ch.prefix(), Some(redis.url()), &universe).await;
+    helpers::wait_until("ticks and health", BOUND, || {
+        consumer.count(&ch.ticks()) > 50 && consumer.count(&ch.health()) >= 1
+    })
+    .await;
+    // It passes the conformance check (which sends no SLEEP tick).
+    let (code, reply) = post(
+        &host,
+        "/admin/plugins/health",
+        Some(TOKEN),
+        guests::health_faults(),
+    )
+    .await;
+    assert_eq!(code, 200, "{reply}");
+    helpers::wait_until("automatic rollback of the health plugin", BOUND * 3, || {
+        active_version(&host, PluginKind::Health) == "1.0.0"
+    })
+    .await;
+    let history = host.registry.history(PluginKind::Health);
+    assert_eq!(history.last().unwrap().action, "auto_rolled_back");
+    // One health event per interval goes on, from the good version.
+    let before = consumer.count(&ch.health());
+    helpers::wait_until("health events after the rollback", BOUND, || {
+        consumer.count(&ch.health()) >= before + 2
+    })
+    .await;
+    let last = consumer.on(&ch.health()).last().unwrap().json.clone();
+    assert!(
+        last["health"]["active_symbols"].as_u64().unwrap() >= 2,
+        "{last}"
+    );
+    let metrics = helpers::scrape(host.addr).await;
+    assert!(helpers::sample(&metrics, "tickstock_health_plugin_errors_total") >= 3.0);
+    let auto = [("kind", "health"), ("automatic", "true")];
+    assert_eq!(
+        helpers::sample_with(&metrics, "tickstock_plugin_rollbacks_total", &auto),
+        1.0
+    );
+    let (code, reply) = post(
+        &host,
+        "/admin/plugins/health",
+        Some(TOKEN),
+        guests::health_next(),
+    )
+    .await;
+    assert_eq!(code, 200, "{reply}");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_sleeps_in_the_conformance_check_is_refused_and_installs_go_on() {
+    let sim = recording_simulator(200.0, &SYMBOLS).await;
+    let host = host_with(&sim, &helpers::prefix("check-sleep"), None, &SYMBOLS).await;
+    let start = Instant::now();
+    let (code, reply) = post(
+        &host,
+        "/admin/plugins/health",
+        Some(TOKEN),
+        guests::health_sleep_in_check(),
+    )
+    .await;
+    assert_eq!(code, 422, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("may not sleep or wait"),
+        "{reply}"
+    );
+    assert!(start.elapsed() < BOUND, "took {:?}", start.elapsed());
+    // The install lock was not held: the next install goes through.
+    let (code, reply) = post(
+        &host,
+        "/admin/plugins/health",
+        Some(TOKEN),
+        guests::health_next(),
+    )
+    .await;
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(active_version(&host, PluginKind::Health), "1.1.0");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_whose_client_goes_away_still_completes_and_is_recorded() {
+    use tokio::io::AsyncWriteExt;
+    let sim = recording_simulator(200.0, &SYMBOLS).await;
+    let host = host_with(&sim, &helpers::prefix("gone"), None, &SYMBOLS).await;
+    let body = guests::health_next();
+    let mut socket = tokio::net::TcpStream::connect(host.addr).await.unwrap();
+    let head = format!(
+        "POST /admin/plugins/health HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {TOKEN}\r\n\
+         content-type: application/wasm\r\ncontent-length: {}\r\n\r\n",
+        host.addr,
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&body).await.unwrap();
+    socket.flush().await.unwrap();
+    // The client goes away without waiting for the answer.
+    drop(socket);
+    helpers::wait_until("the install went live", BOUND, || {
+        active_version(&host, PluginKind::Health) == "1.1.0"
+    })
+    .await;
+    let described = host.manager.describe();
+    let stacks = described["plugins"].as_array().unwrap();
+    let health = stacks.iter().find(|p| p["kind"] == "health").unwrap();
+    assert_eq!(
+        health["rollback_stack"].as_array().unwrap().len(),
+        2,
+        "{health}"
+    );
+    assert_eq!(health["history"].as_array().unwrap().len(), 2, "{health}");
+    host.stop().await;
 }

@@ -70,6 +70,8 @@ fn record(state: &AppState) {
     }
     if let Some(pipeline) = &state.pipeline {
         counter!("tickstock_ticks_received_total").absolute(pipeline.ticks.load(Relaxed));
+        counter!("tickstock_normalizer_errors_total")
+            .absolute(pipeline.plugin_errors.load(Relaxed));
         counter!("tickstock_frames_normalized_total").absolute(pipeline.frames.load(Relaxed));
         for (reason, n) in pipeline.skipped_by_reason() {
             counter!("tickstock_events_skipped_total", "kind" => reason).absolute(n);
@@ -79,6 +81,8 @@ fn record(state: &AppState) {
         counter!("tickstock_ticks_processed_total").absolute(process.ticks_processed.load(Relaxed));
         counter!("tickstock_health_events_total").absolute(process.health_events.load(Relaxed));
         counter!("tickstock_invalid_ticks_total").absolute(process.invalid_ticks.load(Relaxed));
+        counter!("tickstock_health_plugin_errors_total")
+            .absolute(process.plugin_errors.load(Relaxed));
     }
     let bus = state.bus.stats();
     counter!("tickstock_ticks_published_total").absolute(bus.ticks_published.load(Relaxed));
@@ -109,6 +113,12 @@ fn record(state: &AppState) {
     for kind in crate::plugins::PluginKind::ALL {
         counter!("tickstock_plugin_threads_abandoned_total", "kind" => kind.as_str())
             .absolute(state.registry.abandoned(kind));
+        let history = state.registry.history(kind);
+        for (action, automatic) in [("rolled_back", "false"), ("auto_rolled_back", "true")] {
+            let n = history.iter().filter(|h| h.action == action).count() as u64;
+            counter!("tickstock_plugin_rollbacks_total", "kind" => kind.as_str(), "automatic" => automatic)
+                .absolute(n);
+        }
     }
     let ws = &state.ws;
     gauge!("tickstock_ws_clients").set(ws.clients.load(Relaxed) as f64);

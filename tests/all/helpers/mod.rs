@@ -1,16 +1,20 @@
 //! Helpers shared by every test module, one file per concern; everything is
 //! re-exported here so tests write `helpers::name`.
 
+pub mod admin;
 pub mod feed;
 pub mod host;
+pub mod metrics;
 pub mod plugins;
 pub mod redis;
 pub mod schema;
 
 use std::time::Duration;
 
+pub use admin::*;
 pub use feed::*;
 pub use host::*;
+pub use metrics::*;
 pub use plugins::*;
 pub use redis::*;
 pub use schema::*;

@@ -1,0 +1,89 @@
+//! Hosts with the admin API on, fed by their own recording simulator: what
+//! the hot-swap and sandbox tests drive.
+
+use std::time::Duration;
+
+use tickstock::config::Config;
+use tickstock::plugins::PluginKind;
+use tickstock::roles::Host;
+use tickstock::secret::Secret;
+use tickstock::simulator::{Simulator, SimulatorConfig};
+
+use super::TestHost;
+
+/// The admin token of these hosts.
+pub const TOKEN: &str = "s3cret-admin-token";
+
+/// A configuration fed by `sim` (a recording simulator) for `symbols`,
+/// with the admin API on.
+pub fn sim_config(
+    sim: &Simulator,
+    prefix: &str,
+    redis: Option<String>,
+    symbols: &[&str],
+) -> Config {
+    let mut config: Config = super::config(prefix, redis, 1, Duration::from_millis(1000));
+    config.api_key = Some(Secret::new("key"));
+    config.massive_url = sim.url();
+    config.admin_token = Some(Secret::new(TOKEN));
+    config.subscription.symbols =
+        tickstock::config::Symbols::List(symbols.iter().map(|s| s.to_string()).collect());
+    config
+}
+
+/// A host fed by `sim`, with the admin API on.
+pub async fn host_with(
+    sim: &Simulator,
+    prefix: &str,
+    redis: Option<String>,
+    symbols: &[&str],
+) -> TestHost {
+    let config = sim_config(sim, prefix, redis, symbols);
+    TestHost::start(&config).await
+}
+
+/// A simulator that records every trade it sends, at `rate` trades/s.
+pub async fn recording_simulator(rate: f64, universe: &[&str]) -> Simulator {
+    super::simulator(SimulatorConfig {
+        rate,
+        batch: 10,
+        universe: universe.iter().map(|s| s.to_string()).collect(),
+        record: true,
+        seed: 5,
+        ..Default::default()
+    })
+    .await
+}
+
+/// The symbols the hot-swap tests subscribe to (TRAPME and SLEEPME make
+/// the test-only trapping and sleeping normalizers fail).
+pub const SYMBOLS: [&str; 13] = [
+    "AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "META", "TSLA", "AVGO", "JPM", "V", "TRAPME", "XOM",
+    "SLEEPME",
+];
+
+/// POSTs `body` to `path` with `token`; the status and the JSON answer.
+pub async fn post(
+    host: &Host,
+    path: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("http://{}{path}", host.addr))
+        .body(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let code = resp.status().as_u16();
+    (code, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// The active version of `kind`.
+pub fn active_version(host: &Host, kind: PluginKind) -> String {
+    host.registry
+        .active(kind)
+        .map(|a| a.version)
+        .unwrap_or_default()
+}
