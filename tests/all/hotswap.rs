@@ -457,6 +457,60 @@ async fn a_version_that_sleeps_on_one_symbol_traps_instead_of_hanging_and_is_rol
     .await;
 }
 
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_directory_reads_regular_files_only_with_one_naming_rule() {
+    let sim = recording_simulator(200.0, &SYMBOLS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let faulty = outside.path().join("faulty.wasm");
+    std::fs::write(&faulty, guests::health_faults()).unwrap();
+    // At start-up: a normalizer under a versioned name, and health files
+    // that are no regular files: a FIFO (reading it would block) and a
+    // symlink out of the directory.
+    std::fs::write(
+        dir.path().join("normalizer-v2.wasm"),
+        guests::normalizer_next(),
+    )
+    .unwrap();
+    mkfifo(&dir.path().join("health-fifo.wasm"));
+    std::os::unix::fs::symlink(&faulty, dir.path().join("health-z.wasm")).unwrap();
+    let mut config = sim_config(&sim, &helpers::prefix("dirrule"), None, &SYMBOLS);
+    config.plugins.dir = Some(dir.path().to_path_buf());
+    let host = tokio::time::timeout(SECS, TestHost::start(&config))
+        .await
+        .expect("start-up must not block on a FIFO");
+    assert_eq!(active_version(&host, PluginKind::Normalizer), "1.1.0");
+    assert_eq!(active_version(&host, PluginKind::Health), "1.0.0");
+
+    // While watching: more of the same, then a good file after them in
+    // name order, which the watcher only reaches if it skipped them.
+    mkfifo(&dir.path().join("health-a-fifo.wasm"));
+    std::os::unix::fs::symlink(&faulty, dir.path().join("health-b-link.wasm")).unwrap();
+    std::fs::write(dir.path().join("health-c.wasm"), guests::health_next()).unwrap();
+    wait_until("the regular health file is live", SECS, || {
+        active_version(&host, PluginKind::Health) == "1.1.0"
+    })
+    .await;
+    let versions: Vec<String> = host
+        .registry
+        .history(PluginKind::Health)
+        .into_iter()
+        .map(|h| h.version)
+        .collect();
+    assert_eq!(versions, ["1.0.0", "1.1.0"], "a symlink was followed");
+    host.stop().await;
+}
+
+#[cfg(unix)]
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_dropped_in_the_plugin_directory_is_installed() {
     let sim = recording_simulator(200.0, &SYMBOLS).await;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tickstock::plugins::runner::{PluginThread, RunnerEvent, RunnerOptions};
+use tickstock::plugins::runner::{Inbox, PluginThread, RunnerEvent, RunnerOptions};
 use tickstock::plugins::wasi::WAIT_REFUSED;
 use tickstock::plugins::{
     CallError, HealthPlugin, Limits, LoadError, NormalizerPlugin, PluginEngine, PluginInfo,
@@ -18,7 +18,7 @@ use tickstock::plugins::{
 
 use crate::helpers::{
     self, active_version, assert_fails_then_recovers, guests, host_with, misbehaving,
-    misbehaving_on, post, recording_simulator, SYMBOLS, TOKEN,
+    misbehaving_on, post, recording_simulator, sim_config, TestHost, SYMBOLS, TOKEN,
 };
 
 /// A generous bound: every fault here must end far sooner.
@@ -207,17 +207,16 @@ fn sockets_are_refused() {
     assert_eq!(probe["tcp_connect"], false, "a socket connected: {probe}");
 }
 
+type NormalizeThread = PluginThread<tickstock::plugins::bindings::normalize::Guest>;
+type Results = Arc<Mutex<Vec<Result<String, String>>>>;
+
 /// A normalizer thread whose results go to a list, watched with
 /// `stuck_after`, on an engine whose deadline stops a loop only after
 /// `deadline` (so the watchdog acts first).
 fn watched_thread(
     deadline: Duration,
     options: RunnerOptions,
-) -> (
-    PluginThread<tickstock::plugins::bindings::normalize::Guest>,
-    tickstock::plugins::runner::Inbox<String>,
-    Arc<Mutex<Vec<Result<String, String>>>>,
-) {
+) -> (NormalizeThread, Inbox<String>, Results) {
     let engine = PluginEngine::new(
         Limits {
             deadline,
@@ -411,7 +410,11 @@ async fn a_plugin_that_sleeps_in_the_conformance_check_is_refused_and_installs_g
 async fn an_install_whose_client_goes_away_still_completes_and_is_recorded() {
     use tokio::io::AsyncWriteExt;
     let sim = recording_simulator(200.0, &SYMBOLS).await;
-    let host = host_with(&sim, &helpers::prefix("gone"), None, &SYMBOLS).await;
+    let mut config = sim_config(&sim, &helpers::prefix("gone"), None, &SYMBOLS);
+    // No compiled cache: the install compiles, which keeps it in flight
+    // for a while after the request arrived.
+    config.cache_dir = None;
+    let host = TestHost::start(&config).await;
     let body = guests::health_next();
     let mut socket = tokio::net::TcpStream::connect(host.addr).await.unwrap();
     let head = format!(
@@ -423,7 +426,9 @@ async fn an_install_whose_client_goes_away_still_completes_and_is_recorded() {
     socket.write_all(head.as_bytes()).await.unwrap();
     socket.write_all(&body).await.unwrap();
     socket.flush().await.unwrap();
-    // The client goes away without waiting for the answer.
+    // The client goes away without waiting for the answer, once the
+    // server has had time to read the request and start the install.
+    tokio::time::sleep(Duration::from_millis(150)).await;
     drop(socket);
     helpers::wait_until("the install went live", BOUND, || {
         active_version(&host, PluginKind::Health) == "1.1.0"

@@ -15,6 +15,8 @@
 mod auto_rollback;
 mod history;
 mod slot;
+#[cfg(test)]
+mod tests;
 pub mod watch;
 
 use std::collections::HashMap;

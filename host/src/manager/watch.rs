@@ -121,10 +121,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 
 /// The file of `kind` a role starts with: the last in name order.
 pub fn newest_in(dir: &Path, kind: PluginKind) -> Option<PathBuf> {
-    files(dir)
-        .into_iter()
-        .filter(|p| kind_of(p) == Some(kind))
-        .next_back()
+    files(dir).into_iter().rfind(|p| kind_of(p) == Some(kind))
 }
 
 fn scan(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
