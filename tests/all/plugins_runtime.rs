@@ -277,3 +277,17 @@ fn the_plugin_reports_its_name_and_versions() {
     let health = helpers::health(&engine);
     assert_eq!(health.label(), "stream-health@1.0.0");
 }
+
+#[test]
+fn an_import_outside_wasi_and_the_contract_is_refused_by_name() {
+    let engine = helpers::engine();
+    let err = engine
+        .load(PluginKind::Normalizer, &guests::odd_import())
+        .err()
+        .unwrap();
+    assert!(matches!(err, LoadError::UnsupportedImport(_)), "{err}");
+    assert!(
+        err.to_string().contains("acme:evil/backdoor@1.0.0"),
+        "{err}"
+    );
+}

@@ -445,3 +445,39 @@ async fn an_install_whose_client_goes_away_still_completes_and_is_recorded() {
     assert_eq!(health["history"].as_array().unwrap().len(), 2, "{health}");
     host.stop().await;
 }
+
+#[test]
+fn host_resources_a_plugin_holds_are_capped() {
+    let mut plugin = misbehaving_on(&roomy_engine());
+    let err = plugin.normalize_frame("pollables").unwrap_err();
+    assert!(matches!(err, CallError::Trap { .. }), "{err}");
+    assert!(err.to_string().contains("resource table"), "{err}");
+    assert_eq!(plugin.normalize_frame("ok").unwrap().ticks.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_plugin_thread_degrades_the_next_health_event() {
+    let sim = recording_simulator(200.0, &SYMBOLS).await;
+    let host = host_with(&sim, &helpers::prefix("incident"), None, &SYMBOLS).await;
+    let mut health = host.bus.subscribe(vec![host.bus.channels().health()], 64);
+    // What the runner's watchdog reports through the role context.
+    let what = "normalizer plugin massive-stocks@1.0.0: a call did not return within 1.0s";
+    host.registry
+        .note_abandoned(PluginKind::Normalizer, what.to_string());
+    let event = tokio::time::timeout(BOUND, async {
+        loop {
+            let message = health.recv().await.expect("the bus closed");
+            let event: serde_json::Value = serde_json::from_str(&message.payload).unwrap();
+            if event["health"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains(what))
+            {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("no health event named the abandoned thread");
+    assert_eq!(event["health"]["status"], "degraded", "{event}");
+    host.stop().await;
+}

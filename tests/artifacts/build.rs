@@ -35,6 +35,11 @@ const GUESTS: &[Guest] = &[
         features: "test-next",
         name: "health_next",
     },
+    Guest {
+        package: "tickstock-test-odd-import",
+        features: "",
+        name: "odd_import",
+    },
     // Sandbox faults.
     Guest {
         package: "tickstock-test-misbehave",

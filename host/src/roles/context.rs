@@ -134,3 +134,59 @@ impl RoleContext {
         manager
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::cli::CommonArgs;
+
+    #[tokio::test]
+    async fn an_abandoned_thread_is_published_counted_and_noted_and_a_fatal_one_stops_the_host() {
+        let cache = tempfile::tempdir().unwrap();
+        let args = CommonArgs {
+            channel_prefix: Some("t-context".into()),
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..Default::default()
+        };
+        let config = Config::resolve_with(&args, None).unwrap();
+        let ctx = RoleContext::new(&config, CancellationToken::new()).unwrap();
+        let mut plugins = ctx.bus.subscribe(vec![ctx.bus.channels().plugins()], 16);
+        let on_event = ctx.runner_options(PluginKind::Normalizer).on_event.unwrap();
+        let since = Instant::now();
+        on_event(RunnerEvent::Abandoned {
+            thread: "normalize",
+            plugin: "massive-stocks@9.9.9".into(),
+            stuck_for: Duration::from_millis(2_500),
+            stuck_now: 1,
+        });
+        let message = tokio::time::timeout(Duration::from_secs(5), plugins.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let PluginEvent::PluginAbandoned(event) = serde_json::from_str(&message.payload).unwrap()
+        else {
+            panic!("not a plugin_abandoned event: {}", message.payload);
+        };
+        assert_eq!(event.kind, PluginKind::Normalizer);
+        assert_eq!(event.plugin, "massive-stocks@9.9.9");
+        assert_eq!(event.stuck_ms, 2_500);
+        assert_eq!(ctx.registry.abandoned(PluginKind::Normalizer), 1);
+        let issues = ctx.registry.incidents_since(since);
+        assert!(
+            issues[0].contains("did not return within 2.5s"),
+            "{issues:?}"
+        );
+        assert!(ctx.fatal.check().is_ok());
+        assert!(!ctx.cancel.is_cancelled());
+
+        on_event(RunnerEvent::Fatal {
+            thread: "normalize",
+            reason: "4 normalize threads are stuck".into(),
+        });
+        assert!(ctx.cancel.is_cancelled(), "the host was not stopped");
+        let err = ctx.fatal.check().unwrap_err().to_string();
+        assert!(err.contains("4 normalize threads are stuck"), "{err}");
+    }
+}

@@ -56,6 +56,11 @@ pub fn health_loop_import() -> Vec<u8> {
     read(env!("TICKSTOCK_COMPONENT_HEALTH_LOOP_IMPORT"))
 }
 
+/// A normalizer that also imports `acme:evil/backdoor`.
+pub fn odd_import() -> Vec<u8> {
+    read(env!("TICKSTOCK_COMPONENT_ODD_IMPORT"))
+}
+
 fn read(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("reading the test guest {path}: {e}"))
 }

@@ -8,6 +8,8 @@
 //! - `log-flood`: logs 100,000 lines in one call;
 //! - `huge-output`: returns 200,000 ticks;
 //! - `huge-payload`: returns one tick with a 2 MiB payload;
+//! - `pollables`: creates host resources (WASI pollables) and keeps them,
+//!   100,000 of them if the host allowed it;
 //! - `probe`: returns one tick whose payload reports what the sandbox lets
 //!   the guest see (environment, files, clock), as JSON;
 //! - anything else: one tick whose payload is the frame, so a test can see
@@ -81,6 +83,12 @@ impl Guest for Component {
                 return out;
             }
             "huge-payload" => return echo("x".repeat(2 << 20)),
+            "pollables" => {
+                let kept: Vec<_> = (0..100_000)
+                    .map(|_| wasip2::clocks::monotonic_clock::subscribe_duration(0))
+                    .collect();
+                return echo(format!("kept {} pollables", kept.len()));
+            }
             "probe" => {
                 let clock = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
