@@ -23,12 +23,5 @@ const GUESTS: &[Guest] = &[
 ];
 
 fn main() {
-    build_guests::require_wasm_target();
-    let manifest_dir =
-        std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir
-        .parent()
-        .expect("host/ has a parent")
-        .to_path_buf();
-    build_guests::build_all(&root, &root.join("target").join("guests"), GUESTS);
+    build_guests::main(1, "guests", GUESTS);
 }

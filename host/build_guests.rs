@@ -39,6 +39,22 @@ pub fn require_wasm_target() {
     }
 }
 
+/// The build script's whole job: fail fast without the target, then build
+/// `guests` into `target/SUBDIR` of the workspace, which lies `depth`
+/// directories above the package.
+pub fn main(depth: usize, subdir: &str, guests: &[Guest]) {
+    require_wasm_target();
+    let mut root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    for _ in 0..depth {
+        root = root
+            .parent()
+            .expect("the package lies inside the workspace")
+            .to_path_buf();
+    }
+    let target_dir = root.join("target").join(subdir);
+    build_all(&root, &target_dir, guests);
+}
+
 /// Builds every guest into `target_dir`, copies each component into
 /// `OUT_DIR` and exports its path as `TICKSTOCK_COMPONENT_<NAME>`.
 pub fn build_all(root: &Path, target_dir: &Path, guests: &[Guest]) {

@@ -242,6 +242,15 @@ fn watched_thread(
     (thread, inbox, results)
 }
 
+/// Whether `frame` was served successfully.
+fn served(results: &Results, frame: &str) -> bool {
+    results
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.as_deref() == Ok(frame))
+}
+
 fn events() -> (RunnerOptions, Arc<Mutex<Vec<RunnerEvent>>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
@@ -262,11 +271,7 @@ async fn a_stuck_call_is_abandoned_and_a_fresh_thread_serves_on() {
     inbox.send("loop".into()).await.unwrap();
     inbox.send("after".into()).await.unwrap();
     helpers::wait_until("the next frame is served", BOUND, || {
-        results
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|r| r.as_deref() == Ok("after"))
+        served(&results, "after")
     })
     .await;
     assert_eq!(thread.stats().abandoned.load(Ordering::Relaxed), 1);
@@ -290,11 +295,7 @@ async fn a_stuck_call_is_abandoned_and_a_fresh_thread_serves_on() {
         .any(|r| r.as_ref().is_err_and(|e| e.contains("abandoned"))));
     inbox.send("later".into()).await.unwrap();
     helpers::wait_until("served by the fresh thread", BOUND, || {
-        results
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|r| r.as_deref() == Ok("later"))
+        served(&results, "later")
     })
     .await;
     assert_eq!(results.lock().unwrap().len(), 3, "each frame served once");

@@ -69,13 +69,5 @@ const GUESTS: &[Guest] = &[
 ];
 
 fn main() {
-    build_guests::require_wasm_target();
-    let manifest_dir =
-        std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir
-        .parent()
-        .and_then(|p| p.parent())
-        .expect("tests/artifacts sits two levels below the workspace root")
-        .to_path_buf();
-    build_guests::build_all(&root, &root.join("target").join("test-guests"), GUESTS);
+    build_guests::main(2, "test-guests", GUESTS);
 }
