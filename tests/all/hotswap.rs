@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use tickstock::bus::Channels;
 use tickstock::plugins::{embedded, PluginKind};
-use tickstock::simulator::SimulatorStats;
 
 use crate::helpers::{
     self, active_version, guests, host_with, post, recording_simulator, sim_config, wait_until,
@@ -215,36 +214,7 @@ async fn twenty_swaps_under_load_deliver_every_tick_exactly_once_in_order() {
         pauses.push(reply["installed"]["pause_us"].as_u64().unwrap());
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    // Stop the market, then let everything sent arrive.
-    sim.cancel_token().cancel();
-    let stats = sim.stats().clone();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let sent = stats.sent_trades();
-    assert_eq!(sent.len() as u64, SimulatorStats::get(&stats.trades_sent));
-    wait_until("every tick delivered", SECS, || {
-        consumer.count(&ch.ticks()) >= sent.len()
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let got = consumer.on(&ch.ticks());
-    assert_eq!(
-        got.len(),
-        sent.len(),
-        "ticks lost or duplicated across 24 swaps"
-    );
-    for (i, (s, g)) in sent.iter().zip(&got).enumerate() {
-        let g = &g.json;
-        assert_eq!(
-            (s.symbol.as_str(), s.price, s.size, s.timestamp),
-            (
-                g["symbol"].as_str().unwrap(),
-                g["price"].as_f64().unwrap(),
-                g["volume"].as_u64().unwrap(),
-                g["timestamp"].as_i64().unwrap()
-            ),
-            "tick {i} out of order or changed"
-        );
-    }
+    let got = helpers::assert_delivered_exactly_once(&sim, &consumer, &ch.ticks()).await;
     // The 1.1.0 normalizer's new field reached market:ticks without a restart.
     let with_field = got
         .iter()

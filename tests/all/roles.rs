@@ -253,15 +253,18 @@ async fn a_redis_outage_degrades_health_and_publishing_resumes() {
     .await;
     let pipeline = host.ingest.pipeline.clone();
     host.stop().await;
-    // Every tick the normalizer produced was either published or dropped.
+    // Every tick the normalizer produced was published, dropped (buffer
+    // full), or in flight when the connection died (unconfirmed).
     let produced = pipeline.ticks.load(std::sync::atomic::Ordering::Relaxed);
     let published = BusStats::get(&stats.ticks_published);
     let dropped = BusStats::get(&stats.ticks_dropped);
+    let unconfirmed = BusStats::get(&stats.ticks_unconfirmed);
     assert_eq!(
         produced,
-        published + dropped,
-        "produced {produced} != published {published} + dropped {dropped}"
+        published + dropped + unconfirmed,
+        "produced {produced} != published {published} + dropped {dropped} + unconfirmed {unconfirmed}"
     );
+    assert_eq!(BusStats::get(&stats.refused), 0);
     assert!(BusStats::get(&stats.reconnects) >= 1);
 }
 
@@ -411,4 +414,63 @@ async fn the_default_command_runs_the_whole_flow_without_redis_or_key() {
     assert_eq!(status["session"]["universe"], "market_leaders:top_500");
     assert_eq!(status["session"]["symbol_count"], 500);
     assert_eq!(status["feed"]["connected"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_redis_refuses_costs_only_its_own_messages() {
+    // An ACL that grants the host every channel but `PREFIX:feed`, and a
+    // second user (the test's subscriber) every channel.
+    let prefix = helpers::prefix("acl");
+    let (ticks, streaming) = (
+        format!("&{prefix}:market:*"),
+        format!("&{prefix}:streaming:*"),
+    );
+    let (plugins, letters) = (
+        format!("&{prefix}:plugins"),
+        format!("&{prefix}:deadletter"),
+    );
+    let redis = RedisServer::start_with(&[
+        "--user",
+        "default",
+        "on",
+        "nopass",
+        "~*",
+        "resetchannels",
+        &ticks,
+        &streaming,
+        &plugins,
+        &letters,
+        "+@all",
+        "--user",
+        "watcher",
+        "on",
+        "nopass",
+        "~*",
+        "&*",
+        "+@all",
+    ]);
+    let watcher_url = format!("redis://watcher:x@127.0.0.1:{}/", redis.port);
+    let consumer = Consumer::start(&watcher_url, &prefix).await;
+    let ch = Channels::new(prefix.clone());
+    let sim = helpers::recording_simulator(1_000.0, &helpers::SYMBOLS).await;
+    let config = helpers::sim_config(&sim, &prefix, Some(redis.url()), &helpers::SYMBOLS);
+    let host = TestHost::start(&config).await;
+    wait_until("ticks and health flowing", SECS, || {
+        consumer.count(&ch.ticks()) > 300 && consumer.count(&ch.health()) >= 1
+    })
+    .await;
+    helpers::assert_delivered_exactly_once(&sim, &consumer, &ch.ticks()).await;
+    let stats = host.bus.stats().clone();
+    let refused = stats.refused_by_reason();
+    assert!(
+        refused.get("NOPERM").is_some_and(|n| *n >= 1),
+        "{refused:?}"
+    );
+    assert_eq!(
+        consumer.count(&ch.feed()),
+        0,
+        "the ACL let a feed event through"
+    );
+    assert_eq!(BusStats::get(&stats.ticks_refused), 0);
+    host.stop().await;
 }

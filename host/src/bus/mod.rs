@@ -198,7 +198,10 @@ impl Bus {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let offered = BusStats::get(&stats.offered);
-            let done = BusStats::get(&stats.published) + BusStats::get(&stats.dropped);
+            let done = BusStats::get(&stats.published)
+                + BusStats::get(&stats.dropped)
+                + BusStats::get(&stats.refused)
+                + BusStats::get(&stats.unconfirmed);
             if done >= offered {
                 return true;
             }

@@ -82,9 +82,16 @@ impl KindName for redis::RedisError {
     }
 }
 
-/// Sends what is offered, in order, one pipeline per batch. A batch that
-/// fails is retried on a new connection, so nothing accepted is lost; while
-/// Redis is down the channel fills and `publish` starts dropping.
+/// Sends what is offered, in order, one pipeline per batch, and reads each
+/// message's own reply. The guarantee: **no message is published twice.**
+/// - A message Redis refuses (an error reply, e.g. `NOPERM` from an ACL)
+///   is dropped and counted by reason; the rest of its batch is published.
+/// - A batch not yet sent when the connection is down waits (in order) and
+///   is sent after the reconnect; while Redis is down the channel fills and
+///   `publish` starts dropping (counted).
+/// - A batch whose connection failed after it was sent (an error or a
+///   timeout before the replies) may have been applied: it is counted as
+///   `unconfirmed`, not resent.
 async fn publisher(
     client: redis::Client,
     mut rx: mpsc::Receiver<Message>,
@@ -96,7 +103,6 @@ async fn publisher(
     let mut backoff = backoff();
     let mut batch: Vec<Message> = Vec::with_capacity(MAX_PIPELINE);
     let mut down_since: Option<std::time::Instant> = None;
-    let mut failure: Option<String> = None;
     loop {
         if batch.is_empty() {
             match rx.recv().await {
@@ -110,12 +116,9 @@ async fn publisher(
                 }
             }
         }
-        if conn.is_none() {
-            let connected =
-                tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
-                    .await;
-            match connected {
-                Ok(Ok(c)) => {
+        let failure = match conn.as_mut() {
+            None => match connect(&client).await {
+                Ok(c) => {
                     if let Some(since) = down_since.take() {
                         stats.reconnects.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(
@@ -125,41 +128,110 @@ async fn publisher(
                     }
                     stats.set_publisher_down(false);
                     conn = Some(c);
+                    continue;
                 }
-                Ok(Err(e)) => failure = Some(format!("connect failed: {}", e.kind_name())),
-                Err(_) => failure = Some("connect timed out".into()),
-            }
-        }
-        if let Some(connection) = conn.as_mut() {
-            let mut pipe = redis::pipe();
-            for m in &batch {
-                pipe.publish(&*m.channel, &m.payload).ignore();
-            }
-            match tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(connection)).await {
-                Ok(Ok(())) => {
-                    let tick_count = batch.iter().filter(|m| *m.channel == *ticks).count() as u64;
-                    stats
-                        .published
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    stats
-                        .ticks_published
-                        .fetch_add(tick_count, Ordering::Relaxed);
+                // Nothing was sent: the batch waits for the next attempt.
+                Err(what) => what,
+            },
+            Some(connection) => match send(connection, &batch, &stats, &ticks).await {
+                Ok(()) => {
                     batch.clear();
                     backoff = self::backoff();
+                    continue;
                 }
-                Ok(Err(e)) => failure = Some(format!("publish failed: {}", e.kind_name())),
-                Err(_) => failure = Some("publish timed out".into()),
-            }
+                Err(what) => {
+                    unconfirmed(&batch, &stats, &ticks);
+                    batch.clear();
+                    what
+                }
+            },
+        };
+        conn = None;
+        fail(&stats, &mut down_since, &failure);
+        if wait(&cancel, backoff.step()).await {
+            return;
         }
-        // Any failure: drop the connection, keep the batch, retry after a delay.
-        if let Some(what) = failure.take() {
-            conn = None;
-            fail(&stats, &mut down_since, &what);
-            if wait(&cancel, backoff.step()).await {
-                return;
+    }
+}
+
+async fn connect(client: &redis::Client) -> Result<redis::aio::MultiplexedConnection, String> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection()).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(format!("connect failed: {}", e.kind_name())),
+        Err(_) => Err("connect timed out".into()),
+    }
+}
+
+/// Sends `batch` as one pipeline and counts each message's outcome. `Err`:
+/// the connection failed before every reply came.
+async fn send(
+    connection: &mut redis::aio::MultiplexedConnection,
+    batch: &[Message],
+    stats: &BusStats,
+    ticks: &str,
+) -> Result<(), String> {
+    use redis::aio::ConnectionLike;
+    let mut pipe = redis::pipe();
+    for m in batch {
+        pipe.publish(&*m.channel, &m.payload);
+    }
+    let replies = match tokio::time::timeout(
+        COMMAND_TIMEOUT,
+        connection.req_packed_commands(&pipe, 0, batch.len()),
+    )
+    .await
+    {
+        Ok(Ok(replies)) if replies.len() == batch.len() => replies,
+        Ok(Ok(replies)) => {
+            return Err(format!(
+                "{} replies to a pipeline of {}",
+                replies.len(),
+                batch.len()
+            ))
+        }
+        Ok(Err(e)) => return Err(format!("publish failed: {}", e.kind_name())),
+        Err(_) => return Err("publish timed out".into()),
+    };
+    for (message, reply) in batch.iter().zip(replies) {
+        let is_tick = *message.channel == *ticks;
+        match reply {
+            redis::Value::ServerError(err) => refused(stats, message, err.code(), is_tick),
+            _ => {
+                stats.published.fetch_add(1, Ordering::Relaxed);
+                if is_tick {
+                    stats.ticks_published.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
+    Ok(())
+}
+
+/// Counts (and, now and then, logs) a message Redis refused.
+fn refused(stats: &BusStats, message: &Message, code: &str, is_tick: bool) {
+    let n = stats.refused.fetch_add(1, Ordering::Relaxed);
+    if is_tick {
+        stats.ticks_refused.fetch_add(1, Ordering::Relaxed);
+    }
+    stats.refused_because(code);
+    if n.is_power_of_two() || n == 0 {
+        tracing::warn!(channel = %message.channel, %code, refused_total = n + 1, "Redis refused a message; dropped, not retried");
+    }
+}
+
+/// Counts a batch whose fate is unknown.
+fn unconfirmed(batch: &[Message], stats: &BusStats, ticks: &str) {
+    let tick_count = batch.iter().filter(|m| *m.channel == *ticks).count() as u64;
+    stats
+        .unconfirmed
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    stats
+        .ticks_unconfirmed
+        .fetch_add(tick_count, Ordering::Relaxed);
+    tracing::warn!(
+        messages = batch.len(),
+        "Redis connection failed with a batch in flight; counted as unconfirmed, not resent"
+    );
 }
 
 fn fail(stats: &BusStats, down_since: &mut Option<std::time::Instant>, what: &str) {
@@ -195,7 +267,16 @@ async fn subscriber(
         let subscribed = async {
             let mut pubsub = client.get_async_pubsub().await?;
             for channel in &channels {
-                pubsub.subscribe(channel).await?;
+                if let Err(err) = pubsub.subscribe(channel).await {
+                    // A channel an ACL forbids costs only its own messages.
+                    if err.code() != Some("NOPERM") {
+                        return Err(err);
+                    }
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    if !connected_once {
+                        tracing::warn!(%channel, "Redis refuses this subscription (NOPERM); going on without it");
+                    }
+                }
             }
             Ok::<_, redis::RedisError>(pubsub)
         };

@@ -1,9 +1,15 @@
 //! Bus counters: what was published, dropped and why, and the connection
 //! state, for health and metrics.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
-/// Bus counters. `published + dropped` accounts for every message offered.
+/// Refusal reasons counted apart; others count as `other`.
+const REASONS_KEPT: usize = 32;
+
+/// Bus counters. Every message offered ends in exactly one of `published`,
+/// `dropped`, `refused` or `unconfirmed`.
 #[derive(Debug, Default)]
 pub struct BusStats {
     /// Messages offered to the publisher.
@@ -16,6 +22,19 @@ pub struct BusStats {
     pub ticks_published: AtomicU64,
     /// Tick messages dropped.
     pub ticks_dropped: AtomicU64,
+    /// Messages Redis answered with an error (e.g. `NOPERM` from an ACL):
+    /// dropped, never retried.
+    pub refused: AtomicU64,
+    /// Tick messages refused.
+    pub ticks_refused: AtomicU64,
+    /// Messages sent in a pipeline whose connection failed before Redis
+    /// answered: maybe delivered, never resent (no message is published
+    /// twice).
+    pub unconfirmed: AtomicU64,
+    /// Tick messages unconfirmed.
+    pub ticks_unconfirmed: AtomicU64,
+    /// Refusals by the error code Redis gave (`NOPERM`, `ERR`, ...).
+    refused_by: Mutex<BTreeMap<String, u64>>,
     /// Messages received by subscribers.
     pub received: AtomicU64,
     /// Messages a slow in-process subscriber missed.
@@ -56,6 +75,26 @@ impl BusStats {
         } else {
             self.subscriber_down.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a refusal with Redis's error code.
+    pub(super) fn refused_because(&self, code: &str) {
+        if let Ok(mut by) = self.refused_by.lock() {
+            let key = if by.contains_key(code) || by.len() < REASONS_KEPT {
+                code.to_string()
+            } else {
+                "other".to_string()
+            };
+            *by.entry(key).or_default() += 1;
+        }
+    }
+
+    /// Refusals by Redis's error code.
+    pub fn refused_by_reason(&self) -> BTreeMap<String, u64> {
+        self.refused_by
+            .lock()
+            .map(|by| by.clone())
+            .unwrap_or_default()
     }
 
     /// Reads a counter.

@@ -78,7 +78,13 @@ impl Reporter {
     fn host_state(&self) -> HostState {
         let bus: &BusStats = self.bus.stats();
         let feed = self.feed.health();
-        let drops = feed.frames_dropped + BusStats::get(&bus.dropped) + BusStats::get(&bus.lagged);
+        // Ticks lost on the way: never published, refused by Redis, or
+        // unconfirmed after a connection failure.
+        let drops = feed.frames_dropped
+            + BusStats::get(&bus.ticks_dropped)
+            + BusStats::get(&bus.ticks_refused)
+            + BusStats::get(&bus.ticks_unconfirmed)
+            + BusStats::get(&bus.lagged);
         let previous = self.last_drops.swap(drops, Ordering::Relaxed);
         let mut issues: Vec<String> = feed.issue.into_iter().collect();
         if let Ok(mut last) = self.last_report.lock() {

@@ -88,6 +88,13 @@ fn record(state: &AppState) {
     counter!("tickstock_ticks_published_total").absolute(bus.ticks_published.load(Relaxed));
     counter!("tickstock_ticks_dropped_total", "reason" => "bus_buffer_full")
         .absolute(bus.ticks_dropped.load(Relaxed));
+    counter!("tickstock_ticks_dropped_total", "reason" => "refused_by_redis")
+        .absolute(bus.ticks_refused.load(Relaxed));
+    counter!("tickstock_ticks_unconfirmed_total").absolute(bus.ticks_unconfirmed.load(Relaxed));
+    counter!("tickstock_bus_unconfirmed_total").absolute(bus.unconfirmed.load(Relaxed));
+    for (code, n) in bus.refused_by_reason() {
+        counter!("tickstock_bus_refused_total", "reason" => code).absolute(n);
+    }
     counter!("tickstock_bus_published_total").absolute(bus.published.load(Relaxed));
     counter!("tickstock_bus_dropped_total").absolute(bus.dropped.load(Relaxed));
     counter!("tickstock_bus_lagged_total").absolute(bus.lagged.load(Relaxed));

@@ -7,7 +7,7 @@ use tickstock::config::Config;
 use tickstock::plugins::PluginKind;
 use tickstock::roles::Host;
 use tickstock::secret::Secret;
-use tickstock::simulator::{Simulator, SimulatorConfig};
+use tickstock::simulator::{Simulator, SimulatorConfig, SimulatorStats};
 
 use super::TestHost;
 
@@ -86,4 +86,42 @@ pub fn active_version(host: &Host, kind: PluginKind) -> String {
         .active(kind)
         .map(|a| a.version)
         .unwrap_or_default()
+}
+
+/// Stops `sim`, waits until everything it sent has arrived on `ticks`, and
+/// asserts that every trade arrived exactly once, in order, unchanged;
+/// returns what arrived.
+pub async fn assert_delivered_exactly_once(
+    sim: &Simulator,
+    consumer: &super::Consumer,
+    ticks: &str,
+) -> Vec<super::Seen> {
+    const SECS: Duration = Duration::from_secs(30);
+    sim.cancel_token().cancel();
+    let stats = sim.stats().clone();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = stats.sent_trades();
+    assert_eq!(sent.len() as u64, SimulatorStats::get(&stats.trades_sent));
+    super::wait_until("every tick delivered", SECS, || {
+        consumer.count(ticks) >= sent.len()
+    })
+    .await;
+    // Anything extra (a duplicate) would arrive right behind.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = consumer.on(ticks);
+    assert_eq!(got.len(), sent.len(), "ticks lost or duplicated");
+    for (i, (s, g)) in sent.iter().zip(&got).enumerate() {
+        let g = &g.json;
+        assert_eq!(
+            (s.symbol.as_str(), s.price, s.size, s.timestamp),
+            (
+                g["symbol"].as_str().unwrap(),
+                g["price"].as_f64().unwrap(),
+                g["volume"].as_u64().unwrap(),
+                g["timestamp"].as_i64().unwrap()
+            ),
+            "tick {i} out of order or changed"
+        );
+    }
+    got
 }

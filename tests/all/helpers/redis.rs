@@ -9,13 +9,24 @@ use super::{free_port, prefix};
 pub struct RedisServer {
     pub port: u16,
     child: Option<std::process::Child>,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts one and waits until it answers PING.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts one with extra `redis-server` arguments (e.g. ACL users).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         let port = free_port();
-        let mut server = RedisServer { port, child: None };
+        let extra = extra.iter().map(|s| s.to_string()).collect();
+        let mut server = RedisServer {
+            port,
+            child: None,
+            extra,
+        };
         server.restart();
         server
     }
@@ -47,6 +58,7 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
+            .args(&self.extra)
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server must be installed (.ci/run installs it)");
