@@ -474,3 +474,67 @@ async fn a_channel_redis_refuses_costs_only_its_own_messages() {
     assert_eq!(BusStats::get(&stats.ticks_refused), 0);
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_stall_past_the_command_timeout_publishes_no_tick_twice() {
+    let (redis, ch, consumer) = helpers::redis_and_consumer("stall").await;
+    let sim = helpers::recording_simulator(1_000.0, &helpers::SYMBOLS).await;
+    let config = helpers::sim_config(&sim, ch.prefix(), Some(redis.url()), &helpers::SYMBOLS);
+    let host = TestHost::start(&config).await;
+    wait_until("ticks flowing", SECS, || consumer.count(&ch.ticks()) > 300).await;
+    // Every command of every client waits 6 s: longer than the publisher's
+    // 5 s command timeout, with a pipeline in flight.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_connection().unwrap();
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(6_000)
+        .arg("ALL")
+        .query::<()>(&mut admin)
+        .unwrap();
+    let stats = host.bus.stats().clone();
+    wait_until("a batch counted unconfirmed", SECS, || {
+        BusStats::get(&stats.ticks_unconfirmed) > 0
+    })
+    .await;
+    let before = consumer.count(&ch.ticks());
+    wait_until("ticks flow again", SECS, || {
+        consumer.count(&ch.ticks()) > before + 300
+    })
+    .await;
+    sim.cancel_token().cancel();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let sent = sim.stats().sent_trades();
+    let got = consumer.on(&ch.ticks());
+    // What arrived is the simulator's log with gaps: never a tick twice,
+    // never out of order.
+    let mut next = 0;
+    for (i, g) in got.iter().enumerate() {
+        let key = (
+            g.json["symbol"].as_str().unwrap().to_string(),
+            g.json["timestamp"].as_i64().unwrap(),
+            g.json["price"].as_f64().unwrap(),
+            g.json["volume"].as_u64().unwrap(),
+        );
+        let found = sent[next..]
+            .iter()
+            .position(|s| (s.symbol.clone(), s.timestamp, s.price, s.size) == key);
+        let Some(at) = found else {
+            panic!("tick {i} {key:?} is a duplicate or out of order");
+        };
+        next += at + 1;
+    }
+    let missing = (sent.len() - got.len()) as u64;
+    let lost = BusStats::get(&stats.ticks_unconfirmed)
+        + BusStats::get(&stats.ticks_dropped)
+        + host
+            .feed
+            .frames_dropped_queue_full
+            .load(std::sync::atomic::Ordering::Relaxed)
+            * 10;
+    assert!(
+        missing <= lost,
+        "{missing} ticks missing, but only {lost} counted as unconfirmed or dropped"
+    );
+    host.stop().await;
+}
