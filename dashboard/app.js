@@ -122,6 +122,8 @@ window.addEventListener("resize", () => { if (chart) chart.setSize({ width: Math
 
 let status = { plugin_status: {} };
 function apply(msg) {
+  // The label follows the status API's rule, computed by the server.
+  if (msg.api_status) $("api-status").textContent = msg.api_status;
   switch (msg.kind) {
     case "snapshot": {
       const contract = msg.contract || {};
@@ -138,15 +140,19 @@ function apply(msg) {
     }
     case "session_started":
       renderSession(msg.event.session || msg.event);
-      $("api-status").textContent = "online";
       log(`session started: ${(msg.event.session || msg.event).session_id}`);
       break;
     case "session_stopped":
       renderSession(msg.event.session || msg.event);
-      $("api-status").textContent = "offline";
       log(`session stopped: ${(msg.event.session || msg.event).session_id}`);
       break;
-    case "health": renderHealth(msg.event.health || msg.event); $("api-status").textContent = "online"; break;
+    case "health":
+      // A dashboard that missed the session's start learns it here.
+      if (msg.event.session && (!state.session || state.session.session_id !== msg.event.session.session_id)) {
+        renderSession(msg.event.session);
+      }
+      renderHealth(msg.event.health || msg.event);
+      break;
     case "feed": renderFeed(msg.event); break;
     case "top_symbols": renderTop(msg.event); break;
     case "plugin":
@@ -159,6 +165,14 @@ function apply(msg) {
       break;
   }
 }
+
+// Health goes stale without any event saying so: ask the status API.
+setInterval(async () => {
+  try {
+    const st = await (await fetch("/streaming/api/status")).json();
+    $("api-status").textContent = st.status;
+  } catch (_) { /* the socket's indicator says we are disconnected */ }
+}, 5000);
 
 let delay = 500;
 function connect() {

@@ -538,3 +538,87 @@ async fn a_redis_stall_past_the_command_timeout_publishes_no_tick_twice() {
     );
     host.stop().await;
 }
+
+/// The status document of a dashboard on `port`, once it answers.
+async fn status_at(port: u16) -> Option<serde_json::Value> {
+    let url = format!("http://127.0.0.1:{port}/streaming/api/status");
+    reqwest::get(url).await.ok()?.json().await.ok()
+}
+
+/// Waits until the dashboard on `port` shows session `sid` online.
+async fn wait_online(port: u16, sid: &str) {
+    let deadline = Instant::now() + SECS;
+    loop {
+        if let Some(st) = status_at(port).await {
+            if st["status"] == "online" && st["session"]["session_id"] == sid {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dashboard never showed session {sid} online"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_that_starts_late_or_restarts_shows_the_live_session() {
+    let (redis, ch, consumer) = helpers::redis_and_consumer("late").await;
+    let prefix = ch.prefix().to_string();
+    let _ingest = role("ingest", &redis.url(), &prefix, &[]);
+    let mut process = role(
+        "process",
+        &redis.url(),
+        &prefix,
+        &["--health-interval", "0.5"],
+    );
+    wait_until("the session started and health flows", SECS, || {
+        consumer.count(&ch.session_started()) == 1 && consumer.count(&ch.health()) >= 2
+    })
+    .await;
+    let sid = consumer.on(&ch.session_started())[0].json["session"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dashboard = |port: u16| {
+        let listen = format!("127.0.0.1:{port}");
+        role(
+            "dashboard",
+            &redis.url(),
+            &prefix,
+            &["--listen", &listen, "--health-interval", "0.5"],
+        )
+    };
+    // Started after the session began: it never sees session_started.
+    let port = helpers::free_port();
+    let first = dashboard(port);
+    wait_online(port, &sid).await;
+    drop(first);
+    // Restarted mid-session: the same.
+    let port = helpers::free_port();
+    let second = dashboard(port);
+    wait_online(port, &sid).await;
+    drop(second);
+
+    // The session stops while no dashboard runs: a dashboard started
+    // afterwards does not show it (or anything) online.
+    process.signal("-TERM");
+    assert!(process.wait_exit(SECS).success());
+    wait_until("session_stopped", SECS, || {
+        consumer.count(&ch.session_stopped()) == 1
+    })
+    .await;
+    let port = helpers::free_port();
+    let _third = dashboard(port);
+    let deadline = Instant::now() + SECS;
+    while status_at(port).await.is_none() {
+        assert!(Instant::now() < deadline, "the dashboard did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..10 {
+        let st = status_at(port).await.unwrap();
+        assert_eq!(st["status"], "offline", "{st}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::health_time;
+use super::{health_time, StartedSession};
 use crate::contract::{HOST_HEALTH_FIELDS, REASON_FIELD};
 
 /// `PREFIX:streaming:health`.
@@ -19,6 +19,11 @@ pub struct HealthEvent {
     /// The health object: `session_id`, `status`, the metrics, `reason`
     /// when there is one, `timestamp`.
     pub health: Map<String, Value>,
+    /// The session the event belongs to (what `session_started` said), so
+    /// that a consumer that starts mid-session learns it from the next
+    /// health event. Older producers did not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<StartedSession>,
     /// Same as `health.timestamp`.
     pub timestamp: String,
 }
@@ -50,8 +55,15 @@ impl HealthEvent {
         HealthEvent {
             kind: "streaming_health".into(),
             health,
+            session: None,
             timestamp,
         }
+    }
+
+    /// The same event, naming its session.
+    pub fn in_session(mut self, session: StartedSession) -> Self {
+        self.session = Some(session);
+        self
     }
 }
 

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 pub use feed_view::FeedView;
 
 use crate::bus::Bus;
+use crate::events::StartedSession;
 use crate::plugins::bindings::health_metrics;
 use crate::plugins::runner::{PluginThread, RunnerOptions, Swapper};
 
@@ -81,8 +82,9 @@ pub struct Settings {
     pub interval: Duration,
     /// Symbols subscribed (0 for the whole market).
     pub subscribed: u32,
-    /// The session the events belong to.
-    pub session_id: String,
+    /// The session the events belong to, re-announced in each of them so
+    /// that a consumer that starts late learns it within one interval.
+    pub session: StartedSession,
     /// How the health thread's watchdog reports.
     pub runner: RunnerOptions,
     /// Incidents (abandoned plugin threads) to report as issues.

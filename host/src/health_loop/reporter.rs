@@ -123,7 +123,7 @@ impl Reporter {
 
     async fn health_event(&self) -> HealthEvent {
         let now = Utc::now();
-        let session = &self.settings.session_id;
+        let session = &self.settings.session.session_id;
         match self.report(now.timestamp_millis(), self.host_state()).await {
             Ok(report) => {
                 self.warned.store(false, Ordering::Relaxed);
@@ -134,6 +134,7 @@ impl Reporter {
                     .collect();
                 let status = health_status_label(report.status);
                 HealthEvent::new(session, status, &report.reason, metrics, now)
+                    .in_session(self.settings.session.clone())
             }
             Err(error) => {
                 self.stats.plugin_errors.fetch_add(1, Ordering::Relaxed);
@@ -146,6 +147,7 @@ impl Reporter {
                     .collect();
                 let reason = format!("health plugin failed: {error}");
                 HealthEvent::new(session, "error", &reason, metrics, now)
+                    .in_session(self.settings.session.clone())
             }
         }
     }

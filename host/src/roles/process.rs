@@ -54,22 +54,22 @@ impl Process {
             universe: config.subscription.universe.clone(),
             started: Utc::now(),
         };
-        let feed = feed.map_or_else(FeedView::remote, FeedView::Local);
-        let settings = Settings {
-            interval: config.health_interval,
-            subscribed: config.subscription.symbol_count() as u32,
-            session_id: session.id.clone(),
-            runner: ctx.runner_options(PluginKind::Health),
-            registry: ctx.registry.clone(),
-        };
-        let health = HealthLoop::start(plugin, bus, feed, settings, ctx.cancel.clone())?;
-        // Only now: a session that starts is one that will also stop.
         let started = SessionStarted::new(
             &session.id,
             &session.universe,
             config.subscription.symbol_count(),
             session.started,
         );
+        let feed = feed.map_or_else(FeedView::remote, FeedView::Local);
+        let settings = Settings {
+            interval: config.health_interval,
+            subscribed: config.subscription.symbol_count() as u32,
+            session: started.session.clone(),
+            runner: ctx.runner_options(PluginKind::Health),
+            registry: ctx.registry.clone(),
+        };
+        let health = HealthLoop::start(plugin, bus, feed, settings, ctx.cancel.clone())?;
+        // Only now: a session that starts is one that will also stop.
         bus.publish_event(&bus.channels().session_started(), &started);
         tracing::info!(session_id = %session.id, universe = %session.universe, "streaming session started");
 

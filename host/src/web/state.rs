@@ -66,6 +66,78 @@ struct Latest {
     last_event_at: Option<String>,
 }
 
+impl Latest {
+    /// A session event; `false` if it holds no session. A stop of another
+    /// session than the current one changes nothing.
+    fn session_event(&mut self, started: bool, event: &Value) -> bool {
+        let Some(session) = session_object(event) else {
+            return false;
+        };
+        let same =
+            self.session.as_ref().and_then(|s| s.get("session_id")) == session.get("session_id");
+        if started || same || self.session.is_none() {
+            self.session_active = started;
+            self.session = Some(session);
+            if started {
+                self.health = None;
+                self.health_at = None;
+            }
+        }
+        true
+    }
+
+    /// A health event; `false` if it holds no health object. The session it
+    /// names is adopted when this state has missed its start (it started
+    /// late or restarted), unless that session was seen to stop.
+    fn health_event(&mut self, event: &Value) -> bool {
+        let Some(mut health) = health_object(event) else {
+            return false;
+        };
+        if let Some(Value::Object(session)) = event.get("session") {
+            let known = self.session.as_ref().and_then(|s| s.get("session_id"))
+                == session.get("session_id");
+            if !known {
+                self.session = Some(session.clone());
+                self.session_active = true;
+            }
+        }
+        // Older dashboards read `data_flow.ticks_per_second`.
+        let tps = health
+            .get("ticks_per_second")
+            .cloned()
+            .unwrap_or(Value::from(0.0));
+        let mut data_flow = match health.remove("data_flow") {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        data_flow.insert("ticks_per_second".into(), tps);
+        health.insert("data_flow".into(), Value::Object(data_flow));
+        self.health = Some(health);
+        self.health_at = Some(Instant::now());
+        true
+    }
+
+    /// A plugin event: the latest status per kind, the last installs,
+    /// refusals and rollbacks.
+    fn plugin_event(&mut self, event: &Value) {
+        if event["type"] == "plugin_status" {
+            // Keyed by kind: only the two kinds there are, so a stray
+            // publisher cannot grow the map.
+            if let Some(kind) = event["kind"]
+                .as_str()
+                .filter(|k| k.parse::<crate::contract::PluginKind>().is_ok())
+            {
+                self.plugin_status.insert(kind.to_string(), event.clone());
+            }
+        } else {
+            self.plugins.push(event.clone());
+            if self.plugins.len() > PLUGIN_EVENTS_KEPT {
+                self.plugins.remove(0);
+            }
+        }
+    }
+}
+
 /// The dashboard's view of the system.
 pub struct DashboardState {
     latest: RwLock<Latest>,
@@ -97,82 +169,60 @@ impl DashboardState {
         self.events.subscribe()
     }
 
-    /// Applies one event from the bus.
+    /// Applies one event from the bus, and pushes it (with the status it
+    /// leads to) to the page's clients.
     pub fn apply(&self, kind: EventKind, payload: &str) {
-        let Ok(event) = serde_json::from_str::<Value>(payload) else {
-            self.counts.invalid.fetch_add(1, Ordering::Relaxed);
-            return;
+        let event = match serde_json::from_str::<Value>(payload) {
+            Ok(event) if event.is_object() => event,
+            _ => {
+                self.counts.invalid.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
         };
-        if !event.is_object() {
-            self.counts.invalid.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
         let Ok(mut latest) = self.latest.write() else {
             return;
         };
-        let counter = match kind {
+        let applied = match kind {
             EventKind::SessionStarted | EventKind::SessionStopped => {
-                let Some(session) = session_object(&event) else {
-                    self.counts.invalid.fetch_add(1, Ordering::Relaxed);
-                    return;
-                };
-                let started = kind == EventKind::SessionStarted;
-                let same = latest.session.as_ref().and_then(|s| s.get("session_id"))
-                    == session.get("session_id");
-                if started || same || latest.session.is_none() {
-                    latest.session_active = started;
-                    latest.session = Some(session);
-                    if started {
-                        latest.health = None;
-                        latest.health_at = None;
-                    }
-                }
-                &self.counts.session
+                latest.session_event(kind == EventKind::SessionStarted, &event)
             }
-            EventKind::Health => {
-                let Some(mut health) = health_object(&event) else {
-                    self.counts.invalid.fetch_add(1, Ordering::Relaxed);
-                    return;
-                };
-                // Older dashboards read `data_flow.ticks_per_second`.
-                let tps = health
-                    .get("ticks_per_second")
-                    .cloned()
-                    .unwrap_or(Value::from(0.0));
-                let mut data_flow = match health.remove("data_flow") {
-                    Some(Value::Object(m)) => m,
-                    _ => Map::new(),
-                };
-                data_flow.insert("ticks_per_second".into(), tps);
-                health.insert("data_flow".into(), Value::Object(data_flow));
-                latest.health = Some(health);
-                latest.health_at = Some(Instant::now());
-                &self.counts.health
-            }
+            EventKind::Health => latest.health_event(&event),
             EventKind::Feed => {
                 latest.feed = Some(event.clone());
-                &self.counts.feed
+                true
             }
             EventKind::Plugin => {
-                if event["type"] == "plugin_status" {
-                    let kind = event["kind"].as_str().unwrap_or("unknown").to_string();
-                    latest.plugin_status.insert(kind, event.clone());
-                } else {
-                    latest.plugins.push(event.clone());
-                    if latest.plugins.len() > PLUGIN_EVENTS_KEPT {
-                        latest.plugins.remove(0);
-                    }
-                }
-                &self.counts.plugins
+                latest.plugin_event(&event);
+                true
             }
         };
+        if !applied {
+            self.counts.invalid.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         latest.last_event_at = Some(crate::events::health_time(chrono::Utc::now()));
+        let online = self.online(&latest);
         drop(latest);
+        let counter = match kind {
+            EventKind::SessionStarted | EventKind::SessionStopped => &self.counts.session,
+            EventKind::Health => &self.counts.health,
+            EventKind::Feed => &self.counts.feed,
+            EventKind::Plugin => &self.counts.plugins,
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         self.counts.events.fetch_add(1, Ordering::Relaxed);
+        let status = if online { "online" } else { "offline" };
         let _ = self
             .events
-            .send(json!({"kind": kind_label(kind), "event": event}));
+            .send(json!({"kind": kind_label(kind), "event": event, "api_status": status}));
+    }
+
+    /// The status API's rule: a session is active and its health is fresh.
+    fn online(&self, latest: &Latest) -> bool {
+        let fresh = latest
+            .health_at
+            .is_some_and(|at| at.elapsed() <= self.fresh_for);
+        latest.session_active && fresh
     }
 
     /// The `/streaming/api/status` document.
@@ -180,10 +230,7 @@ impl DashboardState {
         let Ok(latest) = self.latest.read() else {
             return json!({"status": "offline", "session": null, "health": null, "subscriber_stats": {}});
         };
-        let fresh = latest
-            .health_at
-            .is_some_and(|at| at.elapsed() <= self.fresh_for);
-        let online = latest.session_active && fresh;
+        let online = self.online(&latest);
         let c = &self.counts;
         json!({
             "status": if online { "online" } else { "offline" },
@@ -358,5 +405,40 @@ mod tests {
         assert_eq!(s.status()["status"], "offline");
         s.apply(EventKind::Health, "not json");
         assert_eq!(s.status()["subscriber_stats"]["invalid_events"], 1);
+    }
+
+    const HEALTH_OF_B: &str = r#"{"type":"streaming_health","health":{"status":"healthy","session_id":"b","ticks_per_second":1.0,"active_symbols":1},"session":{"session_id":"b","universe":"u","symbol_count":2,"start_time":"t","status":"active"},"timestamp":"t"}"#;
+
+    #[test]
+    fn a_late_dashboard_learns_the_session_from_health() {
+        let s = DashboardState::new(Duration::from_secs(10));
+        // It never saw session_started.
+        s.apply(EventKind::Health, HEALTH_OF_B);
+        let st = s.status();
+        assert_eq!(st["status"], "online", "{st}");
+        assert_eq!(st["session"]["session_id"], "b");
+        assert_eq!(st["session"]["universe"], "u");
+    }
+
+    #[test]
+    fn a_stopped_session_is_not_revived_by_a_late_health_event() {
+        let s = DashboardState::new(Duration::from_secs(10));
+        s.apply(EventKind::Health, HEALTH_OF_B);
+        s.apply(EventKind::SessionStopped, r#"{"type":"streaming_session_stopped","session":{"session_id":"b","status":"stopped"}}"#);
+        s.apply(EventKind::Health, HEALTH_OF_B);
+        assert_eq!(s.status()["status"], "offline");
+    }
+
+    #[test]
+    fn plugin_status_is_kept_only_for_the_two_kinds() {
+        let s = DashboardState::new(Duration::from_secs(10));
+        for kind in ["normalizer", "health", "x1", "x2", "x3"] {
+            s.apply(
+                EventKind::Plugin,
+                &format!(r#"{{"type":"plugin_status","kind":"{kind}"}}"#),
+            );
+        }
+        let snapshot = s.snapshot();
+        assert_eq!(snapshot["plugin_status"].as_object().unwrap().len(), 2);
     }
 }
