@@ -36,10 +36,20 @@ fn block_on(
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     use crate::simulator::{Faults, Simulator, SimulatorConfig};
     let universe = crate::universe::Universe::named(&args.universe)?;
+    // A rate no clock can pace (or NaN) would overflow the pacing maths.
+    if !(0.0..=10_000_000.0).contains(&args.rate) {
+        anyhow::bail!(
+            "--rate must be between 0 (as fast as the client reads) and 10000000, got {}",
+            args.rate
+        );
+    }
+    if !(1..=100_000).contains(&args.batch) {
+        anyhow::bail!("--batch must be between 1 and 100000, got {}", args.batch);
+    }
     let config = SimulatorConfig {
         key: args.key,
         rate: args.rate,
-        batch: args.batch.max(1),
+        batch: args.batch,
         seed: args.seed.unwrap_or_else(rand::random),
         universe: universe.symbols,
         faults: Faults {

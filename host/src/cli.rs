@@ -73,6 +73,10 @@ pub struct CommonArgs {
     /// Seconds between health events [default: 10].
     #[arg(long, env = "TICKSTOCK_HEALTH_INTERVAL", value_name = "SECONDS")]
     pub health_interval: Option<f64>,
+    /// Seconds a shutdown may take to drain the feed's queue and publish
+    /// what it holds before `session_stopped` [default: 5].
+    #[arg(long, env = "TICKSTOCK_SHUTDOWN_TIMEOUT", value_name = "SECONDS")]
+    pub shutdown_timeout: Option<f64>,
     /// Address of the dashboard / API server [default: 127.0.0.1:8080].
     #[arg(long, env = "TICKSTOCK_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,

@@ -132,6 +132,8 @@ pub struct Config {
     pub channel_prefix: String,
     /// Time between health events.
     pub health_interval: Duration,
+    /// Time a shutdown may take to drain and publish.
+    pub shutdown_timeout: Duration,
     /// Dashboard / API listen address.
     pub listen: SocketAddr,
     /// What to subscribe to.
@@ -158,6 +160,7 @@ struct FileConfig {
     massive_url: Option<String>,
     channel_prefix: Option<String>,
     health_interval: Option<f64>,
+    shutdown_timeout: Option<f64>,
     listen: Option<String>,
     symbols: Option<Vec<String>>,
     universe: Option<String>,
@@ -202,6 +205,12 @@ impl Config {
             api_key: api_key.map(Secret::new),
             channel_prefix: channel_prefix(args, &file)?,
             health_interval: health_interval(args, &file)?,
+            shutdown_timeout: seconds(
+                "--shutdown-timeout",
+                args.shutdown_timeout.or(file.shutdown_timeout),
+                5.0,
+                0.1..=600.0,
+            )?,
             listen: listen(args, &file)?,
             subscription: subscription_of(args, &file)?,
             plugins: PluginSources {
@@ -216,11 +225,7 @@ impl Config {
                 .or_else(default_cache_dir),
             limits: limits(args, &file)?,
             queue_capacity: queue_capacity(args, &file)?,
-            publish_buffer: args
-                .publish_buffer
-                .or(file.publish_buffer)
-                .unwrap_or(DEFAULT_PUBLISH_BUFFER)
-                .max(1),
+            publish_buffer: publish_buffer(args, &file)?,
             admin_token: args
                 .admin_token
                 .clone()
@@ -243,14 +248,27 @@ fn channel_prefix(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<String
 }
 
 fn health_interval(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<Duration> {
-    let interval = args
-        .health_interval
-        .or(file.health_interval)
-        .unwrap_or(10.0);
-    if !(interval.is_finite() && interval >= 0.05) {
-        bail!("--health-interval must be at least 0.05 seconds, got {interval}");
+    let interval = args.health_interval.or(file.health_interval);
+    seconds("--health-interval", interval, 10.0, 0.05..=86_400.0)
+}
+
+/// A number of seconds within `range` (a clear error otherwise, never a
+/// panic on infinities, NaN or values no `Duration` holds).
+fn seconds(
+    flag: &str,
+    value: Option<f64>,
+    default: f64,
+    range: std::ops::RangeInclusive<f64>,
+) -> anyhow::Result<Duration> {
+    let value = value.unwrap_or(default);
+    if !range.contains(&value) {
+        bail!(
+            "{flag} must be between {} and {} seconds, got {value}",
+            range.start(),
+            range.end()
+        );
     }
-    Ok(Duration::from_secs_f64(interval))
+    Ok(Duration::from_secs_f64(value))
 }
 
 fn listen(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<SocketAddr> {
@@ -289,8 +307,11 @@ fn limits(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<Limits> {
         .plugin_memory_mib
         .or(file.plugin_memory_mib)
         .unwrap_or(64);
-    if deadline_ms == 0 || memory_mib == 0 {
-        bail!("--plugin-deadline-ms and --plugin-memory-mib must be positive");
+    if !(1..=60_000).contains(&deadline_ms) {
+        bail!("--plugin-deadline-ms must be between 1 and 60000, got {deadline_ms}");
+    }
+    if !(1..=65_536).contains(&memory_mib) {
+        bail!("--plugin-memory-mib must be between 1 and 65536, got {memory_mib}");
     }
     Ok(Limits {
         deadline: Duration::from_millis(deadline_ms),
@@ -298,10 +319,21 @@ fn limits(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<Limits> {
     })
 }
 
+fn publish_buffer(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<usize> {
+    let buffer = args
+        .publish_buffer
+        .or(file.publish_buffer)
+        .unwrap_or(DEFAULT_PUBLISH_BUFFER);
+    if !(1..=10_000_000).contains(&buffer) {
+        bail!("--publish-buffer must be between 1 and 10000000, got {buffer}");
+    }
+    Ok(buffer)
+}
+
 fn queue_capacity(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<usize> {
     let capacity = args.queue_capacity.or(file.queue_capacity).unwrap_or(4096);
-    if capacity == 0 {
-        bail!("--queue-capacity must be positive");
+    if !(1..=1_000_000).contains(&capacity) {
+        bail!("--queue-capacity must be between 1 and 1000000, got {capacity}");
     }
     Ok(capacity)
 }
@@ -429,5 +461,71 @@ mod tests {
         std::fs::write(&path, "bogus_key = 1\n").unwrap();
         let err = format!("{:#}", Config::resolve_with(&args, None).unwrap_err());
         assert!(err.contains("bogus_key"), "{err}");
+    }
+
+    #[test]
+    fn absurd_numbers_are_clear_errors_not_panics() {
+        let cases: Vec<(CommonArgs, &str)> = vec![
+            (
+                CommonArgs {
+                    health_interval: Some(1e20),
+                    ..Default::default()
+                },
+                "--health-interval",
+            ),
+            (
+                CommonArgs {
+                    health_interval: Some(f64::NAN),
+                    ..Default::default()
+                },
+                "--health-interval",
+            ),
+            (
+                CommonArgs {
+                    health_interval: Some(-1.0),
+                    ..Default::default()
+                },
+                "--health-interval",
+            ),
+            (
+                CommonArgs {
+                    shutdown_timeout: Some(f64::INFINITY),
+                    ..Default::default()
+                },
+                "--shutdown-timeout",
+            ),
+            (
+                CommonArgs {
+                    plugin_memory_mib: Some(usize::MAX),
+                    ..Default::default()
+                },
+                "--plugin-memory-mib",
+            ),
+            (
+                CommonArgs {
+                    plugin_deadline_ms: Some(u64::MAX),
+                    ..Default::default()
+                },
+                "--plugin-deadline-ms",
+            ),
+            (
+                CommonArgs {
+                    queue_capacity: Some(usize::MAX),
+                    ..Default::default()
+                },
+                "--queue-capacity",
+            ),
+            (
+                CommonArgs {
+                    publish_buffer: Some(0),
+                    ..Default::default()
+                },
+                "--publish-buffer",
+            ),
+        ];
+        for (args, flag) in cases {
+            let err = format!("{:#}", Config::resolve_with(&args, None).unwrap_err());
+            assert!(err.contains(flag), "{err}");
+        }
     }
 }

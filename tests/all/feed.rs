@@ -10,7 +10,7 @@ use tickstock::plugins::SkipReason;
 use tickstock::simulator::{Faults, SimulatorConfig, SimulatorStats};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{self, assert_same_trades, wait_until};
+use crate::helpers::{self, assert_same_trades, wait_until, Feed};
 
 fn topics(symbols: &[String]) -> Vec<String> {
     symbols.iter().map(|s| format!("T.{s}")).collect()
@@ -57,6 +57,33 @@ async fn client_authenticates_subscribes_and_gets_ticks_in_order() {
     // More than a handful of symbols actually traded.
     let distinct: std::collections::HashSet<_> = received.iter().map(|t| &t.symbol).collect();
     assert!(distinct.len() > 10, "{} symbols", distinct.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_that_stops_ends_the_feed_with_an_error() {
+    let sim = helpers::simulator(config(10, 2_000.0, 10)).await;
+    let syms = helpers::symbols(10);
+    let mut feed = helpers::feed(
+        &sim.url(),
+        "k",
+        topics(&syms),
+        helpers::fast_timing(),
+        64,
+        4,
+    );
+    feed.collect(50, SECS).await;
+    // The publisher goes away: the pipeline thread stops at its next batch,
+    // and the feed must not go on reading into a queue nobody serves.
+    let Feed { out, task, .. } = feed;
+    drop(out);
+    let ended = tokio::time::timeout(SECS, task)
+        .await
+        .expect("the feed kept running without a pipeline")
+        .unwrap();
+    assert!(
+        matches!(ended, Err(FeedError::PipelineStopped)),
+        "{ended:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

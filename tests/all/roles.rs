@@ -622,3 +622,65 @@ async fn a_dashboard_that_starts_late_or_restarts_shows_the_live_session() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_under_load_publishes_every_tick_before_session_stopped() {
+    let (redis, ch, consumer) = helpers::redis_and_consumer("drain").await;
+    let sim = helpers::simulator(tickstock::simulator::SimulatorConfig {
+        rate: 20_000.0,
+        batch: 50,
+        universe: helpers::SYMBOLS.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    })
+    .await;
+    let config = helpers::sim_config(&sim, ch.prefix(), Some(redis.url()), &helpers::SYMBOLS);
+    let host = TestHost::start(&config).await;
+    wait_until("ticks flowing fast", SECS, || {
+        consumer.count(&ch.ticks()) > 20_000
+    })
+    .await;
+    let (pipeline, bus) = (host.ingest.pipeline.clone(), host.bus.stats().clone());
+    let stopping = Instant::now();
+    host.stop().await;
+    assert!(
+        stopping.elapsed() < SECS,
+        "took {:?} to stop",
+        stopping.elapsed()
+    );
+    wait_until("session_stopped", SECS, || {
+        consumer.count(&ch.session_stopped()) == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Where every tick went, by the host's own counters.
+    let produced = pipeline.ticks.load(std::sync::atomic::Ordering::Relaxed);
+    let published = BusStats::get(&bus.ticks_published);
+    let lost = BusStats::get(&bus.ticks_dropped)
+        + BusStats::get(&bus.ticks_refused)
+        + BusStats::get(&bus.ticks_unconfirmed);
+    assert_eq!(
+        produced,
+        published + lost,
+        "produced {produced}, published {published}, lost {lost}"
+    );
+    // Nothing after session_stopped, and it counts what was published.
+    let seen = consumer.all();
+    let stop_at = seen
+        .iter()
+        .position(|m| m.channel == ch.session_stopped())
+        .unwrap();
+    let late = seen[stop_at..]
+        .iter()
+        .filter(|m| m.channel == ch.ticks())
+        .count();
+    assert_eq!(late, 0, "{late} ticks published after session_stopped");
+    let processed = seen[stop_at].json["session"]["ticks_processed"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        processed, published,
+        "session_stopped counts what was published"
+    );
+    assert_eq!(consumer.count(&ch.ticks()) as u64, published);
+}

@@ -77,12 +77,18 @@ pub enum FeedError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The normalization pipeline stopped taking frames: nothing would
+    /// process what the feed reads.
+    #[error("the normalization pipeline stopped; no frame can be processed")]
+    PipelineStopped,
 }
 
 /// How one session ended.
 enum Ended {
-    /// Shutdown requested (or nobody consumes frames any more).
+    /// Shutdown requested.
     Stopped,
+    /// The pipeline closed its queue.
+    PipelineGone,
     /// `auth_failed`.
     AuthFailed(String),
     /// `max_connections`: another connection took the key.
@@ -153,6 +159,13 @@ impl FeedClient {
                     self.stats
                         .set_state(FeedState::Stopped, Some("shut down".into()));
                     return Ok(());
+                }
+                Ended::PipelineGone => {
+                    self.stats.set_state(
+                        FeedState::Stopped,
+                        Some("the normalization pipeline stopped".into()),
+                    );
+                    return Err(FeedError::PipelineStopped);
                 }
                 Ended::AuthFailed(message) => {
                     self.stats
@@ -396,7 +409,7 @@ impl FeedClient {
                 }
                 None
             }
-            Err(Refused::Closed(_)) => Some(Ended::Stopped),
+            Err(Refused::Closed(_)) => Some(Ended::PipelineGone),
         }
     }
 }

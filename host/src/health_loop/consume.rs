@@ -53,7 +53,7 @@ pub(super) fn start(
     stats: Arc<ProcessStats>,
     feed: Arc<FeedView>,
     stop: CancellationToken,
-) {
+) -> tokio::task::JoinHandle<()> {
     let channels = bus.channels();
     let feed_channel = channels.feed();
     let subscription = bus.subscribe(
@@ -67,7 +67,7 @@ pub(super) fn start(
         feed,
         feed_channel,
         stop,
-    ));
+    ))
 }
 
 async fn consume(
@@ -80,7 +80,8 @@ async fn consume(
 ) {
     loop {
         let first = tokio::select! {
-            () = stop.cancelled() => return,
+            // What already arrived still counts: one last batch.
+            () = stop.cancelled() => match sub.try_recv() { Some(m) => m, None => return },
             m = sub.recv() => match m { Some(m) => m, None => return },
         };
         let mut batch = Vec::new();

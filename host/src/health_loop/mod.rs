@@ -96,13 +96,14 @@ pub struct HealthLoop {
     /// Counters.
     pub stats: Arc<ProcessStats>,
     thread: PluginThread<health_metrics::Guest>,
+    consumer: tokio::task::JoinHandle<()>,
     reporter: tokio::task::JoinHandle<()>,
 }
 
 impl HealthLoop {
-    /// Starts the health thread, the tick consumer and the reporter. The
-    /// consumer stops on `cancel`; the reporter too, after which
-    /// [`HealthLoop::stopped`] returns.
+    /// Starts the health thread, the tick consumer and the reporter. Both
+    /// stop on `cancel` (the consumer after handing over what had already
+    /// arrived), after which [`HealthLoop::stopped`] returns.
     pub fn start(
         plugin: HealthPlugin,
         bus: &Bus,
@@ -120,7 +121,7 @@ impl HealthLoop {
             })
             .context("starting the health thread")?;
         let feed = Arc::new(feed);
-        consume::start(
+        let consumer = consume::start(
             bus,
             inbox.clone(),
             stats.clone(),
@@ -132,6 +133,7 @@ impl HealthLoop {
         Ok(HealthLoop {
             stats,
             thread,
+            consumer,
             reporter,
         })
     }
@@ -141,8 +143,10 @@ impl HealthLoop {
         self.thread.swapper()
     }
 
-    /// Waits until the reporter stopped (after cancellation).
+    /// Waits until the consumer (which hands over the ticks that had
+    /// arrived) and the reporter stopped, after cancellation.
     pub async fn stopped(self) {
+        let _ = self.consumer.await;
         let _ = self.reporter.await;
     }
 }

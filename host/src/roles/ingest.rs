@@ -41,6 +41,7 @@ pub struct Ingest {
     /// The embedded simulator, when no API key was given.
     pub simulator: Option<Simulator>,
     task: tokio::task::JoinHandle<Result<(), FeedError>>,
+    publisher: tokio::task::JoinHandle<()>,
 }
 
 impl Ingest {
@@ -68,7 +69,7 @@ impl Ingest {
             stats.clone(),
         )
         .context("starting the normalizer thread")?;
-        tokio::spawn(publish(out_rx, bus.clone()));
+        let publisher = tokio::spawn(publish(out_rx, bus.clone()));
         tokio::spawn(report_feed(
             bus.clone(),
             feed.clone(),
@@ -90,12 +91,33 @@ impl Ingest {
             pipeline: stats,
             simulator,
             task,
+            publisher,
         })
     }
 
-    /// Waits for the feed to stop: `Ok` on shutdown, `Err` if the key was refused.
-    pub async fn wait(self) -> anyhow::Result<()> {
+    /// Waits for the feed to stop (after cancellation, or an error: the
+    /// key refused, the pipeline gone), then for the pipeline to drain the
+    /// frames still queued and the publisher to hand every tick to the bus,
+    /// for at most `budget`. `Err` says why the feed stopped by itself.
+    pub async fn wait(self, budget: Duration) -> anyhow::Result<()> {
         let result = self.task.await.context("feed task")?;
+        // The feed dropped its end of the queue: the pipeline thread serves
+        // what is left and ends, then the publisher publishes the rest.
+        match tokio::time::timeout(budget, self.publisher).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "the publisher task failed"),
+            Err(_) => tracing::warn!(
+                frames_normalized = self
+                    .pipeline
+                    .frames
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                frames_received = self
+                    .feed
+                    .frames_received
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                "shutdown: the pipeline did not drain within {budget:?}; the rest is not published"
+            ),
+        }
         if let Some(sim) = self.simulator {
             sim.shutdown().await;
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 
 use super::{RoleContext, RunningPlugin};
 use crate::bus::Bus;
@@ -40,12 +41,14 @@ struct Session {
 }
 
 impl Process {
-    /// Publishes `session_started` and starts the health loop. `feed` is
-    /// the local feed's counters when the feed runs in this process.
+    /// Publishes `session_started` and starts the health loop, which runs
+    /// until `stop`. `feed` is the local feed's counters when the feed runs
+    /// in this process.
     pub async fn start(
         config: &Config,
         ctx: &RoleContext,
         feed: Option<Arc<FeedStats>>,
+        stop: CancellationToken,
     ) -> anyhow::Result<Process> {
         let bus = &ctx.bus;
         let (plugin, component): (HealthPlugin, _) = super::start_plugin(config, ctx).await?;
@@ -68,7 +71,7 @@ impl Process {
             runner: ctx.runner_options(PluginKind::Health),
             registry: ctx.registry.clone(),
         };
-        let health = HealthLoop::start(plugin, bus, feed, settings, ctx.cancel.clone())?;
+        let health = HealthLoop::start(plugin, bus, feed, settings, stop)?;
         // Only now: a session that starts is one that will also stop.
         bus.publish_event(&bus.channels().session_started(), &started);
         tracing::info!(session_id = %session.id, universe = %session.universe, "streaming session started");

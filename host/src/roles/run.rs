@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::ingest::Ingest;
 use super::process::Process;
 use super::RoleContext;
-use crate::bus::Bus;
+use crate::bus::{Bus, BusStats};
 use crate::config::Config;
 use crate::feed::FeedStats;
 use crate::manager::PluginManager;
@@ -45,6 +45,8 @@ pub struct Host {
     pub process: Process,
     server: tokio::task::JoinHandle<()>,
     ctx: RoleContext,
+    process_stop: CancellationToken,
+    shutdown_timeout: std::time::Duration,
 }
 
 impl Host {
@@ -56,7 +58,10 @@ impl Host {
         let dashboard = DashboardState::new(config.health_interval);
         follow(&ctx.bus, dashboard.clone(), cancel.clone());
         let feed = Arc::new(FeedStats::default());
-        let process = Process::start(config, &ctx, Some(feed.clone())).await?;
+        // The process role stops after the ingest role drained (see `wait`).
+        let process_stop = CancellationToken::new();
+        let process =
+            Process::start(config, &ctx, Some(feed.clone()), process_stop.clone()).await?;
         let ingest = Ingest::start(config, &ctx, feed.clone()).await?;
         let running = vec![ingest.plugin.clone(), process.plugin.clone()];
         let manager = ctx.start_manager(config, running);
@@ -82,23 +87,64 @@ impl Host {
             process,
             server,
             ctx,
+            process_stop,
+            shutdown_timeout: config.shutdown_timeout,
         })
     }
 
     /// Waits until the host stops (after `cancel`, when the feed fails for
-    /// good, or when a plugin runner cannot go on), with `session_stopped`
-    /// published and flushed. An error says why it stopped by itself.
+    /// good, or when a plugin runner cannot go on), in order: the feed
+    /// stops; the frames it queued are normalized and every tick is
+    /// published or counted dropped; the process role takes the ticks that
+    /// reached it; then `session_stopped` (with the final count) is
+    /// published and flushed. All within the shutdown timeout, logging what
+    /// it could not flush. An error says why the host stopped by itself.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let fed = self.ingest.wait().await;
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        let fed = self.ingest.wait(self.shutdown_timeout).await;
         if fed.is_err() {
             self.ctx.cancel.cancel();
         }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !self.bus.flush(left).await {
+            tracing::warn!("shutdown: not every tick reached the bus in time");
+        }
+        settle(&self.bus, &self.process, deadline).await;
+        self.process_stop.cancel();
         self.process.wait().await?;
         let _ = self.server.await;
+        log_final_counts(&self.bus, &self.feed);
         self.bus.shutdown();
         self.ctx.fatal.check()?;
         fed
     }
+}
+
+/// Waits (until `deadline`) for the process role to have taken every tick
+/// this host published.
+async fn settle(bus: &Bus, process: &Process, deadline: tokio::time::Instant) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let published = BusStats::get(&bus.stats().ticks_published);
+    let stats = &process.stats;
+    while stats.ticks_processed.load(Relaxed) + stats.invalid_ticks.load(Relaxed) < published
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// One line with where every frame and tick ended.
+fn log_final_counts(bus: &Bus, feed: &FeedStats) {
+    let s = bus.stats();
+    tracing::info!(
+        frames_received = FeedStats::get(&feed.frames_received),
+        frames_dropped = FeedStats::get(&feed.frames_dropped_queue_full),
+        ticks_published = BusStats::get(&s.ticks_published),
+        ticks_dropped = BusStats::get(&s.ticks_dropped),
+        ticks_refused = BusStats::get(&s.ticks_refused),
+        ticks_unconfirmed = BusStats::get(&s.ticks_unconfirmed),
+        "stopped"
+    );
 }
 
 /// The admin API, when a token is configured.
@@ -124,10 +170,12 @@ pub async fn run_all(config: Config) -> anyhow::Result<()> {
 pub async fn run_ingest(config: Config) -> anyhow::Result<()> {
     let ctx = RoleContext::new(&config, super::shutdown_signal())?;
     let feed = Arc::new(FeedStats::default());
+    let feed_stats = feed.clone();
     let ingest = Ingest::start(&config, &ctx, feed).await?;
     ctx.start_manager(&config, vec![ingest.plugin.clone()]);
-    let result = ingest.wait().await;
+    let result = ingest.wait(config.shutdown_timeout).await;
     ctx.bus.flush(FINAL_FLUSH).await;
+    log_final_counts(&ctx.bus, &feed_stats);
     ctx.bus.shutdown();
     ctx.fatal.check()?;
     result
@@ -137,7 +185,7 @@ pub async fn run_ingest(config: Config) -> anyhow::Result<()> {
 /// there are validated and hot-swapped.
 pub async fn run_process(config: Config) -> anyhow::Result<()> {
     let ctx = RoleContext::new(&config, super::shutdown_signal())?;
-    let process = Process::start(&config, &ctx, None).await?;
+    let process = Process::start(&config, &ctx, None, ctx.cancel.clone()).await?;
     ctx.start_manager(&config, vec![process.plugin.clone()]);
     process.wait().await.context("process role")?;
     ctx.bus.shutdown();

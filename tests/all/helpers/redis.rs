@@ -158,6 +158,11 @@ impl Consumer {
             .collect()
     }
 
+    /// Everything seen so far, in arrival order.
+    pub fn all(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
     /// How many messages were seen on `channel`.
     pub fn count(&self, channel: &str) -> usize {
         self.seen
