@@ -108,6 +108,19 @@ pub struct CommonArgs {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+    /// Most dashboard WebSocket clients at once; the next one is told why
+    /// and closed [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub ws_max_clients: Option<usize>,
+    /// Origins allowed to open the dashboard WebSocket, besides the page's
+    /// own (e.g. `https://ops.example.com`); clients that send no Origin
+    /// (scripts) are always allowed.
+    #[arg(long, value_delimiter = ',', value_name = "ORIGIN,...")]
+    pub ws_origins: Option<Vec<String>>,
+    /// Largest frame accepted from the market feed, in bytes; larger ones
+    /// are refused and counted [default: 4194304].
+    #[arg(long, value_name = "BYTES")]
+    pub max_frame_bytes: Option<usize>,
     /// Normalizer component to use instead of the embedded one.
     #[arg(long, value_name = "FILE")]
     pub normalizer: Option<PathBuf>,

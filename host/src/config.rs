@@ -150,6 +150,28 @@ pub struct Config {
     pub publish_buffer: usize,
     /// Admin API token; `None` disables the admin API.
     pub admin_token: Option<Secret>,
+    /// Limits of the dashboard's WebSocket.
+    pub ws: WsLimits,
+    /// Largest frame accepted from the market feed, in bytes.
+    pub max_frame_bytes: usize,
+}
+
+/// Limits of the dashboard's WebSocket (`/ws`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsLimits {
+    /// Clients at once.
+    pub max_clients: usize,
+    /// Origins allowed besides the page's own.
+    pub origins: Vec<String>,
+}
+
+impl Default for WsLimits {
+    fn default() -> Self {
+        WsLimits {
+            max_clients: 1_000,
+            origins: Vec::new(),
+        }
+    }
 }
 
 /// The TOML file: the same options as the command line, snake_case.
@@ -167,6 +189,9 @@ struct FileConfig {
     channels: Option<Vec<String>>,
     queue_capacity: Option<usize>,
     publish_buffer: Option<usize>,
+    ws_max_clients: Option<usize>,
+    ws_origins: Option<Vec<String>>,
+    max_frame_bytes: Option<usize>,
     normalizer: Option<PathBuf>,
     health: Option<PathBuf>,
     plugin_dir: Option<PathBuf>,
@@ -231,6 +256,13 @@ impl Config {
                 .clone()
                 .filter(|t| !t.is_empty())
                 .map(Secret::new),
+            ws: ws_limits(args, &file)?,
+            max_frame_bytes: bounded(
+                "--max-frame-bytes",
+                args.max_frame_bytes.or(file.max_frame_bytes),
+                4 << 20,
+                1_024..=(256 << 20),
+            )?,
         })
     }
 }
@@ -317,6 +349,45 @@ fn limits(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<Limits> {
         deadline: Duration::from_millis(deadline_ms),
         memory_bytes: memory_mib << 20,
     })
+}
+
+fn ws_limits(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<WsLimits> {
+    let max_clients = bounded(
+        "--ws-max-clients",
+        args.ws_max_clients.or(file.ws_max_clients),
+        WsLimits::default().max_clients,
+        1..=100_000,
+    )?;
+    let origins = args
+        .ws_origins
+        .clone()
+        .or(file.ws_origins.clone())
+        .unwrap_or_default();
+    if let Some(bad) = origins.iter().find(|o| !o.contains("://")) {
+        bail!("--ws-origins: {bad:?} is not an origin like https://ops.example.com");
+    }
+    Ok(WsLimits {
+        max_clients,
+        origins,
+    })
+}
+
+/// A count within `range`, with a clear error otherwise.
+fn bounded(
+    flag: &str,
+    value: Option<usize>,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> anyhow::Result<usize> {
+    let value = value.unwrap_or(default);
+    if !range.contains(&value) {
+        bail!(
+            "{flag} must be between {} and {}, got {value}",
+            range.start(),
+            range.end()
+        );
+    }
+    Ok(value)
 }
 
 fn publish_buffer(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<usize> {

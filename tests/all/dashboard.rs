@@ -345,3 +345,93 @@ async fn two_hundred_clients_all_get_live_health() {
 fn host_ws_clients(host: &Host) -> u64 {
     host.web.ws.clients.load(Ordering::Relaxed)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_websocket_caps_clients_messages_and_origins() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut config = helpers::config(
+        &helpers::prefix("wslimits"),
+        None,
+        10,
+        Duration::from_millis(300),
+    );
+    config.ws.max_clients = 2;
+    let host = TestHost::start(&config).await;
+    let url = format!("ws://{}/ws", host.addr);
+    let (mut a, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    // The page's own origin is welcome.
+    let mut same = url.as_str().into_client_request().unwrap();
+    let own = format!("http://{}", host.addr);
+    same.headers_mut().insert("origin", own.parse().unwrap());
+    let (mut b, _) = tokio_tungstenite::connect_async(same).await.unwrap();
+    for ws in [&mut a, &mut b] {
+        let first = tokio::time::timeout(SECS, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(first.into_text().unwrap().contains("\"snapshot\""));
+    }
+
+    // A third client is told why, and closed.
+    let (mut c, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let closed = tokio::time::timeout(SECS, c.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let Message::Close(Some(frame)) = closed else {
+        panic!("expected a close frame, got {closed:?}");
+    };
+    assert_eq!(u16::from(frame.code), 1013);
+    assert!(
+        frame.reason.contains("too many dashboard clients"),
+        "{}",
+        frame.reason
+    );
+
+    // A 10 MiB message closes its sender only.
+    let _ = a.send(Message::text("x".repeat(10 << 20))).await;
+    let a_end = tokio::time::timeout(SECS, async {
+        loop {
+            match a.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(a_end.is_ok(), "the oversized sender was not closed");
+    let update = tokio::time::timeout(SECS, async {
+        loop {
+            let m = b.next().await.unwrap().unwrap();
+            if m.to_text().unwrap_or("").contains("\"health\"") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(update.is_ok(), "the other client stopped getting events");
+
+    // A page of another origin is refused.
+    let mut foreign = url.as_str().into_client_request().unwrap();
+    foreign
+        .headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    let err = tokio_tungstenite::connect_async(foreign).await.unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    let metrics = helpers::scrape(host.addr).await;
+    let full = [("reason", "full")];
+    assert_eq!(
+        helpers::sample_with(&metrics, "tickstock_ws_clients_refused_total", &full),
+        1.0
+    );
+    let origin = [("reason", "origin")];
+    assert_eq!(
+        helpers::sample_with(&metrics, "tickstock_ws_clients_refused_total", &origin),
+        1.0
+    );
+    host.stop().await;
+}

@@ -71,6 +71,7 @@ impl Host {
             pipeline: Some(ingest.pipeline.clone()),
             process: Some(process.stats.clone()),
             registry: ctx.registry.clone(),
+            ws_limits: config.ws.clone(),
             ..AppState::dashboard_only(dashboard.clone(), ctx.bus.clone(), cancel.clone())
         };
         let (addr, server) =
@@ -198,7 +199,10 @@ pub async fn run_dashboard(config: Config) -> anyhow::Result<()> {
     let bus = super::bus(&config)?;
     let dashboard = DashboardState::new(config.health_interval);
     follow(&bus, dashboard.clone(), cancel.clone());
-    let state = AppState::dashboard_only(dashboard, bus.clone(), cancel.clone());
+    let state = AppState {
+        ws_limits: config.ws.clone(),
+        ..AppState::dashboard_only(dashboard, bus.clone(), cancel.clone())
+    };
     let (_, server) = web::serve(config.listen, web::router(state), cancel).await?;
     let _ = server.await;
     bus.shutdown();

@@ -132,6 +132,10 @@ fn record(state: &AppState) {
     counter!("tickstock_ws_messages_sent_total").absolute(ws.sent.load(Relaxed));
     counter!("tickstock_ws_events_lagged_total").absolute(ws.lagged.load(Relaxed));
     counter!("tickstock_ws_clients_dropped_total").absolute(ws.dropped_slow.load(Relaxed));
+    counter!("tickstock_ws_clients_refused_total", "reason" => "full")
+        .absolute(ws.refused_full.load(Relaxed));
+    counter!("tickstock_ws_clients_refused_total", "reason" => "origin")
+        .absolute(ws.refused_origin.load(Relaxed));
 }
 
 fn histogram(out: &mut String, kind: &str, version: &str, stats: &CallStats) {

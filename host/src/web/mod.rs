@@ -45,6 +45,8 @@ pub struct AppState {
     pub process: Option<Arc<ProcessStats>>,
     /// WebSocket clients.
     pub ws: Arc<ws::WsStats>,
+    /// WebSocket limits.
+    pub ws_limits: crate::config::WsLimits,
     /// The metrics renderer.
     pub metrics: Arc<metrics::Metrics>,
     /// Cancelled at shutdown: long-lived connections (WebSockets) close.
@@ -68,6 +70,7 @@ impl AppState {
             pipeline: None,
             process: None,
             ws: Arc::default(),
+            ws_limits: crate::config::WsLimits::default(),
             metrics: Arc::default(),
             shutdown,
             admin: None,
