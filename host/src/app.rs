@@ -56,6 +56,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             drop_every: args.drop_every,
             malformed_every: args.malformed_every,
             auth_delay: std::time::Duration::from_millis(args.auth_delay_ms),
+            huge_frame_every: None,
         },
         ..Default::default()
     };

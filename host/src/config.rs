@@ -16,6 +16,7 @@ use crate::cli::CommonArgs;
 use crate::contract::DEFAULT_CHANNEL_PREFIX;
 use crate::plugins::Limits;
 use crate::universe::{Universe, DEFAULT_UNIVERSE};
+use crate::web::ws::WsLimits;
 
 /// The real-time stocks cluster.
 pub const DEFAULT_MASSIVE_URL: &str = "wss://socket.massive.com/stocks";
@@ -154,24 +155,6 @@ pub struct Config {
     pub ws: WsLimits,
     /// Largest frame accepted from the market feed, in bytes.
     pub max_frame_bytes: usize,
-}
-
-/// Limits of the dashboard's WebSocket (`/ws`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WsLimits {
-    /// Clients at once.
-    pub max_clients: usize,
-    /// Origins allowed besides the page's own.
-    pub origins: Vec<String>,
-}
-
-impl Default for WsLimits {
-    fn default() -> Self {
-        WsLimits {
-            max_clients: 1_000,
-            origins: Vec::new(),
-        }
-    }
 }
 
 /// The TOML file: the same options as the command line, snake_case.

@@ -60,6 +60,33 @@ async fn client_authenticates_subscribes_and_gets_ticks_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_over_the_size_limit_is_refused_and_the_feed_goes_on() {
+    // Every 20 frames a 50 MiB one: refused from its header (never read
+    // into memory), counted, and the feed reconnects and goes on.
+    let mut cfg = config(10, 2_000.0, 10);
+    cfg.faults = Faults {
+        huge_frame_every: Some((20, 50 << 20)),
+        ..Default::default()
+    };
+    let sim = helpers::simulator(cfg).await;
+    let syms = helpers::symbols(10);
+    let mut feed = helpers::feed(
+        &sim.url(),
+        "k",
+        topics(&syms),
+        helpers::fast_timing(),
+        1024,
+        1024,
+    );
+    let received = feed.collect(600, SECS).await;
+    assert!(received.len() >= 600);
+    assert!(FeedStats::get(&feed.stats.frames_dropped_oversize) >= 1);
+    assert!(FeedStats::get(&feed.stats.reconnects) >= 1);
+    feed.cancel.cancel();
+    feed.task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_that_stops_ends_the_feed_with_an_error() {
     let sim = helpers::simulator(config(10, 2_000.0, 10)).await;
     let syms = helpers::symbols(10);

@@ -258,6 +258,7 @@ fn events() -> (RunnerOptions, Arc<Mutex<Vec<RunnerEvent>>>) {
         stuck_after: Some(Duration::from_millis(100)),
         max_stuck: 3,
         on_event: Some(Arc::new(move |e| sink.lock().unwrap().push(e))),
+        ..RunnerOptions::default()
     };
     (options, events)
 }
@@ -481,4 +482,45 @@ async fn an_abandoned_plugin_thread_degrades_the_next_health_event() {
     .expect("no health event named the abandoned thread");
     assert_eq!(event["health"]["status"], "degraded", "{event}");
     host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbox_is_bounded_by_the_bytes_it_holds() {
+    let engine = helpers::strict_engine();
+    let component = helpers::load(&engine, PluginKind::Normalizer, &guests::misbehave());
+    let plugin = NormalizerPlugin::new(&engine, component).unwrap();
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Mutex::new(gate);
+    let options = RunnerOptions {
+        queue_bytes: Some(100),
+        ..RunnerOptions::default()
+    };
+    let (_thread, inbox) =
+        PluginThread::spawn("normalize", plugin, 16, options, move |_, _: String| {
+            // Hold every item until the test lets it go.
+            let _ = gate.lock().unwrap().recv();
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    inbox.try_send_sized("first".into(), 10).unwrap();
+    helpers::wait_until("the first item is taken", BOUND, || {
+        inbox.queued_bytes() == 0
+    })
+    .await;
+    inbox.try_send_sized("a".into(), 60).unwrap();
+    assert!(
+        matches!(
+            inbox.try_send_sized("b".into(), 60),
+            Err(tickstock::plugins::runner::Refused::Full(_))
+        ),
+        "120 bytes fit a 100-byte inbox"
+    );
+    inbox.try_send_sized("c".into(), 40).unwrap();
+    assert_eq!(inbox.queued_bytes(), 100);
+    release.send(()).unwrap();
+    helpers::wait_until("the bytes come back as items are taken", BOUND, || {
+        inbox.queued_bytes() == 40
+    })
+    .await;
+    drop(release);
 }

@@ -312,8 +312,15 @@ async fn subscriber(
                         channel: Arc::from(msg.get_channel_name()),
                         payload,
                     };
-                    if tx.send(message).await.is_err() {
-                        return;
+                    // Never stop reading the socket: a subscriber that
+                    // falls behind loses (and counts) messages here rather
+                    // than buffering without bound in the client.
+                    match tx.try_send(message) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            stats.lagged.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
                     }
                 }
                 tracing::warn!(?channels, "Redis subscription lost; reconnecting");

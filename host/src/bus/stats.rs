@@ -37,7 +37,7 @@ pub struct BusStats {
     refused_by: Mutex<BTreeMap<String, u64>>,
     /// Messages received by subscribers.
     pub received: AtomicU64,
-    /// Messages a slow in-process subscriber missed.
+    /// Messages a subscriber that fell behind missed (in-process or Redis).
     pub lagged: AtomicU64,
     /// Redis errors (connect, publish, subscribe).
     pub errors: AtomicU64,

@@ -12,8 +12,11 @@ pub struct DeadLetter {
     pub plugin: String,
     /// What went wrong.
     pub error: String,
-    /// The frame, verbatim.
+    /// The frame as received, cut to its first 64 KiB.
     pub frame: String,
+    /// The frame's whole length in bytes (more than `frame` holds when it
+    /// was cut).
+    pub frame_bytes: usize,
     /// When the feed read the frame, Unix ms.
     pub received_ms: i64,
     /// When the letter was published (milliseconds, `Z`).

@@ -15,7 +15,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use thiserror::Error;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+/// The largest frame accepted unless configured otherwise (Massive frames
+/// are a few KiB; a full-market burst a few hundred).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{self, Action};
@@ -105,6 +110,7 @@ pub struct FeedClient {
     timing: Timing,
     stats: Arc<FeedStats>,
     frames: Inbox<Frame>,
+    max_frame_bytes: usize,
 }
 
 impl FeedClient {
@@ -123,7 +129,15 @@ impl FeedClient {
             timing: Timing::default(),
             stats,
             frames,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
         }
+    }
+
+    /// Refuses frames larger than `bytes` (the default is
+    /// [`DEFAULT_MAX_FRAME_BYTES`]).
+    pub fn with_max_frame_bytes(mut self, bytes: usize) -> Self {
+        self.max_frame_bytes = bytes;
+        self
     }
 
     /// Overrides the timing (tests use short ones).
@@ -234,9 +248,14 @@ impl FeedClient {
     /// Opens the WebSocket.
     async fn connect(&self) -> Result<Socket, Ended> {
         let timeout = self.timing.connect_timeout;
-        match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(self.url.as_str()))
-            .await
-        {
+        // A larger frame is refused as its header arrives, before its bytes
+        // are read: one huge frame cannot grow the host.
+        let limits = WebSocketConfig::default()
+            .max_frame_size(Some(self.max_frame_bytes))
+            .max_message_size(Some(self.max_frame_bytes));
+        let connect =
+            tokio_tungstenite::connect_async_with_config(self.url.as_str(), Some(limits), false);
+        match tokio::time::timeout(timeout, connect).await {
             Ok(Ok((ws, _response))) => Ok(ws),
             Ok(Err(err)) => Err(Ended::Dropped(format!("connect failed: {err}"))),
             Err(_) => Err(Ended::Dropped(format!(
@@ -339,6 +358,13 @@ impl FeedClient {
     fn read(&self, msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> Read {
         match msg {
             None => Read::End(Ended::Dropped("server closed the socket".into())),
+            Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(err))) => {
+                bump(&self.stats.frames_dropped_oversize);
+                tracing::warn!(error = %err, max_bytes = self.max_frame_bytes, "refused a frame larger than --max-frame-bytes; reconnecting");
+                Read::End(Ended::Dropped(format!(
+                    "a frame over the size limit: {err}"
+                )))
+            }
             Some(Err(err)) => Read::End(Ended::Dropped(format!("socket error: {err}"))),
             Some(Ok(Message::Text(text))) => Read::Text(text),
             Some(Ok(Message::Binary(bytes))) => match Utf8Bytes::try_from(bytes) {
@@ -394,7 +420,8 @@ impl FeedClient {
             text,
             received_ms: chrono::Utc::now().timestamp_millis(),
         };
-        match self.frames.try_send(frame) {
+        let bytes = frame.text.len();
+        match self.frames.try_send_sized(frame, bytes) {
             Ok(()) => None,
             Err(Refused::Full(_)) => {
                 let dropped = self

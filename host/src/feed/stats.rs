@@ -41,6 +41,8 @@ pub struct FeedStats {
     pub bytes_received: AtomicU64,
     /// Frames dropped because the normalization queue was full.
     pub frames_dropped_queue_full: AtomicU64,
+    /// Frames refused for their size (the connection is then replaced).
+    pub frames_dropped_oversize: AtomicU64,
     /// Binary frames that were not UTF-8 (dropped).
     pub frames_dropped_binary: AtomicU64,
     /// Subscription acks (`success`) received.

@@ -62,9 +62,10 @@ use super::stats::CallStats;
 /// How often the watchdog looks at the running call.
 const WATCHDOG_POLL: Duration = Duration::from_millis(50);
 
-/// What travels through an inbox: work, or a nudge to look for a swap.
+/// What travels through an inbox: work (with the bytes it holds against
+/// the inbox's byte budget), or a nudge to look for a swap.
 enum Msg<I> {
-    Item(I),
+    Item(I, usize),
     Wake,
 }
 
@@ -93,10 +94,36 @@ pub enum Refused<I> {
     Closed(I),
 }
 
-/// Where producers send work to a plugin thread; bounded, cheap to clone.
+/// Where producers send work to a plugin thread; bounded by a count of
+/// items and (when [`RunnerOptions::queue_bytes`] is set) by the bytes the
+/// queued items hold. Cheap to clone.
 pub struct Inbox<I> {
     tx: mpsc::Sender<Msg<I>>,
     thread: &'static str,
+    queued: Arc<QueuedBytes>,
+}
+
+/// The bytes the items in an inbox hold, and how many they may.
+#[derive(Debug)]
+struct QueuedBytes {
+    now: AtomicU64,
+    max: u64,
+}
+
+impl QueuedBytes {
+    /// Takes `n` bytes of the budget if they fit.
+    fn take(&self, n: usize) -> bool {
+        let n = n as u64;
+        self.now
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                (now.saturating_add(n) <= self.max).then_some(now + n)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, n: usize) {
+        self.now.fetch_sub(n as u64, Ordering::AcqRel);
+    }
 }
 
 impl<I> Clone for Inbox<I> {
@@ -104,6 +131,7 @@ impl<I> Clone for Inbox<I> {
         Inbox {
             tx: self.tx.clone(),
             thread: self.thread,
+            queued: self.queued.clone(),
         }
     }
 }
@@ -111,9 +139,18 @@ impl<I> Clone for Inbox<I> {
 impl<I> Inbox<I> {
     /// Queues `item` if there is room, never waiting.
     pub fn try_send(&self, item: I) -> Result<(), Refused<I>> {
+        self.try_send_sized(item, 0)
+    }
+
+    /// Queues `item`, which holds `bytes`, if there is room for one more
+    /// item and for its bytes; never waits.
+    pub fn try_send_sized(&self, item: I, bytes: usize) -> Result<(), Refused<I>> {
         match self.tx.try_reserve() {
             Ok(permit) => {
-                permit.send(Msg::Item(item));
+                if !self.queued.take(bytes) {
+                    return Err(Refused::Full(item));
+                }
+                permit.send(Msg::Item(item, bytes));
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(())) => Err(Refused::Full(item)),
@@ -124,9 +161,14 @@ impl<I> Inbox<I> {
     /// Queues `item`, waiting for room.
     pub async fn send(&self, item: I) -> Result<(), RunnerError> {
         self.tx
-            .send(Msg::Item(item))
+            .send(Msg::Item(item, 0))
             .await
             .map_err(|_| RunnerError::Stopped(self.thread))
+    }
+
+    /// The bytes the queued items hold now.
+    pub fn queued_bytes(&self) -> u64 {
+        self.queued.now.load(Ordering::Acquire)
     }
 }
 
@@ -219,6 +261,9 @@ pub struct RunnerOptions {
     pub stuck_after: Option<Duration>,
     /// Abandoned threads that may be stuck at once.
     pub max_stuck: u64,
+    /// Bytes the inbox's items may hold together (`None`: no byte bound,
+    /// only the count of items).
+    pub queue_bytes: Option<u64>,
     /// Told about abandoned threads and fatal conditions.
     pub on_event: Option<Arc<dyn Fn(RunnerEvent) + Send + Sync>>,
 }
@@ -228,6 +273,7 @@ impl Default for RunnerOptions {
         RunnerOptions {
             stuck_after: None,
             max_stuck: 3,
+            queue_bytes: None,
             on_event: None,
         }
     }
@@ -272,6 +318,7 @@ type Serve<W, I> = dyn Fn(&mut Plugin<W>, I) -> ControlFlow<()> + Send + Sync;
 struct Core<W, I> {
     name: &'static str,
     inbox: Mutex<mpsc::Receiver<Msg<I>>>,
+    queued: Arc<QueuedBytes>,
     control: Mutex<std_mpsc::Receiver<SwapRequest<W>>>,
     serve: Box<Serve<W, I>>,
     /// The instance that serves now, as the watchdog sees it.
@@ -317,10 +364,15 @@ impl<W: World + Send + 'static> PluginThread<W> {
         });
         let stats = Arc::new(RunnerStats::default());
         let stopped = Arc::new(AtomicBool::new(false));
+        let queued = Arc::new(QueuedBytes {
+            now: AtomicU64::new(0),
+            max: options.queue_bytes.unwrap_or(u64::MAX),
+        });
         let clock = Arc::new(CallClock::default());
         let core = Arc::new(Core {
             name,
             inbox: Mutex::new(rx),
+            queued: queued.clone(),
             control: Mutex::new(control_rx),
             serve: Box::new(serve),
             current: Mutex::new(Current::of(&plugin, clock.clone())),
@@ -345,7 +397,11 @@ impl<W: World + Send + 'static> PluginThread<W> {
                 stats,
                 stopped,
             },
-            Inbox { tx, thread: name },
+            Inbox {
+                tx,
+                thread: name,
+                queued,
+            },
         ))
     }
 
@@ -399,7 +455,8 @@ fn run<W: World, I>(core: &Core<W, I>, mut plugin: Plugin<W>, clock: &Arc<CallCl
             inbox.blocking_recv()
         };
         match msg {
-            Some(Msg::Item(item)) => {
+            Some(Msg::Item(item, bytes)) => {
+                core.queued.give_back(bytes);
                 if (core.serve)(&mut plugin, item).is_break() {
                     core.stopped.store(true, Ordering::Release);
                     break;

@@ -18,6 +18,7 @@ use crate::config::{Config, Symbols};
 use crate::events::{health_time, DeadLetter, FeedStatus};
 use crate::feed::{FeedClient, FeedError, FeedStats};
 use crate::pipeline::{self, Output, Pipeline, PipelineStats};
+use crate::plugins::runner::RunnerOptions;
 use crate::plugins::{NormalizerPlugin, PluginKind};
 use crate::secret::Secret;
 use crate::simulator::{Simulator, SimulatorConfig};
@@ -25,6 +26,11 @@ use crate::universe::{Universe, DEFAULT_UNIVERSE};
 
 /// Batches between the normalizer thread and the publisher.
 const OUTPUT_QUEUE: usize = 1024;
+/// Bytes the frames waiting for the normalizer may hold together (besides
+/// `--queue-capacity` frames): past it the feed drops, and counts, frames.
+const FRAME_QUEUE_BYTES: u64 = 64 << 20;
+/// Bytes of a frame kept in a dead letter.
+const DEAD_LETTER_FRAME_BYTES: usize = 64 << 10;
 /// How often the feed's state is published even when unchanged.
 const FEED_STATUS_EVERY: Duration = Duration::from_secs(5);
 
@@ -60,7 +66,10 @@ impl Ingest {
 
         let stats = Arc::new(PipelineStats::default());
         let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
-        let runner = ctx.runner_options(PluginKind::Normalizer);
+        let runner = RunnerOptions {
+            queue_bytes: Some(FRAME_QUEUE_BYTES),
+            ..ctx.runner_options(PluginKind::Normalizer)
+        };
         let (pipeline_thread, frames) = pipeline::spawn(
             normalizer,
             config.queue_capacity,
@@ -77,7 +86,8 @@ impl Ingest {
             cancel.clone(),
         ));
 
-        let client = FeedClient::new(url, key, config.subscription.topics(), frames, feed.clone());
+        let client = FeedClient::new(url, key, config.subscription.topics(), frames, feed.clone())
+            .with_max_frame_bytes(config.max_frame_bytes);
         let task = tokio::spawn(client.run(cancel));
         let plugin = RunningPlugin {
             slot: Arc::new(pipeline_thread.swapper()),
@@ -167,10 +177,12 @@ async fn publish(mut rx: mpsc::Receiver<Output>, bus: Bus) {
                 error,
                 received_ms,
             } => {
+                let frame_bytes = frame.len();
                 let letter = DeadLetter {
                     plugin,
                     error,
-                    frame,
+                    frame: truncated(frame, DEAD_LETTER_FRAME_BYTES),
+                    frame_bytes,
                     received_ms,
                     timestamp: health_time(chrono::Utc::now()),
                 };
@@ -178,6 +190,18 @@ async fn publish(mut rx: mpsc::Receiver<Output>, bus: Bus) {
             }
         }
     }
+}
+
+/// `text`, cut to at most `max` bytes (on a character boundary).
+fn truncated(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 /// Publishes the feed's state on change and every few seconds.

@@ -29,6 +29,9 @@ pub struct Faults {
     /// After every N data frames, also send junk: malformed JSON, a
     /// non-array, and an unknown `ev`.
     pub malformed_every: Option<u64>,
+    /// After every N data frames, also send one frame of this many bytes
+    /// (a JSON array padded with spaces): (N, bytes).
+    pub huge_frame_every: Option<(u64, usize)>,
     /// Wait this long before answering `auth`.
     pub auth_delay: Duration,
 }
@@ -512,6 +515,13 @@ impl Emitter {
             self.frames += 1;
             record(shared, chunk);
             let every = |n: Option<u64>| n.is_some_and(|n| n > 0 && self.frames.is_multiple_of(n));
+            if let Some((n, bytes)) = faults.huge_frame_every {
+                if every(Some(n)) {
+                    let huge = format!("[{}]", " ".repeat(bytes.saturating_sub(2)));
+                    sink.send(Message::text(huge)).await?;
+                    shared.stats.junk_sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             if every(faults.malformed_every) {
                 send_junk(shared, sink).await?;
             }

@@ -52,6 +52,8 @@ fn record(state: &AppState) {
         counter!("tickstock_frames_received_total").absolute(feed.frames_received.load(Relaxed));
         counter!("tickstock_frames_dropped_total", "reason" => "queue_full")
             .absolute(feed.frames_dropped_queue_full.load(Relaxed));
+        counter!("tickstock_frames_dropped_total", "reason" => "oversize")
+            .absolute(feed.frames_dropped_oversize.load(Relaxed));
         counter!("tickstock_frames_dropped_total", "reason" => "binary")
             .absolute(feed.frames_dropped_binary.load(Relaxed));
         counter!("tickstock_feed_reconnects_total").absolute(feed.reconnects.load(Relaxed));

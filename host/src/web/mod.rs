@@ -46,7 +46,7 @@ pub struct AppState {
     /// WebSocket clients.
     pub ws: Arc<ws::WsStats>,
     /// WebSocket limits.
-    pub ws_limits: crate::config::WsLimits,
+    pub ws_limits: ws::WsLimits,
     /// The metrics renderer.
     pub metrics: Arc<metrics::Metrics>,
     /// Cancelled at shutdown: long-lived connections (WebSockets) close.
@@ -70,7 +70,7 @@ impl AppState {
             pipeline: None,
             process: None,
             ws: Arc::default(),
-            ws_limits: crate::config::WsLimits::default(),
+            ws_limits: ws::WsLimits::default(),
             metrics: Arc::default(),
             shutdown,
             admin: None,

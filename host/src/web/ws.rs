@@ -28,6 +28,24 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest message a client may send.
 pub const MAX_CLIENT_MESSAGE: usize = 4 << 10;
 
+/// Limits of the dashboard's WebSocket (`/ws`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsLimits {
+    /// Clients at once.
+    pub max_clients: usize,
+    /// Origins allowed besides the page's own.
+    pub origins: Vec<String>,
+}
+
+impl Default for WsLimits {
+    fn default() -> Self {
+        WsLimits {
+            max_clients: 1_000,
+            origins: Vec::new(),
+        }
+    }
+}
+
 /// WebSocket client counters.
 #[derive(Debug, Default)]
 pub struct WsStats {
