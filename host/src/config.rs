@@ -190,6 +190,13 @@ impl Config {
         let api_key = std::env::var(API_KEY_ENV)
             .ok()
             .filter(|k| !k.trim().is_empty());
+        let from_env = std::env::var("TICKSTOCK_ADMIN_TOKEN").ok();
+        if args.admin_token.is_some() && args.admin_token != from_env {
+            tracing::warn!(
+                "the admin token was given as --admin-token, which other users can read in the \
+                 process list; set TICKSTOCK_ADMIN_TOKEN in the environment instead"
+            );
+        }
         Config::resolve_with(args, api_key)
     }
 

@@ -684,3 +684,55 @@ async fn a_shutdown_under_load_publishes_every_tick_before_session_stopped() {
     );
     assert_eq!(consumer.count(&ch.ticks()) as u64, published);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_redis_drops_is_renewed_and_reported() {
+    let (redis, ch, consumer) = helpers::redis_and_consumer("cut").await;
+    let config = helpers::config(
+        ch.prefix(),
+        Some(redis.url()),
+        12,
+        Duration::from_millis(500),
+    );
+    let host = TestHost::start(&config).await;
+    wait_until("health flowing", SECS, || consumer.count(&ch.health()) >= 2).await;
+    // What Redis does to a subscriber over its output-buffer limit.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_connection().unwrap();
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query::<()>(&mut admin)
+        .unwrap();
+    let stats = host.bus.stats().clone();
+    wait_until("the loss is counted", SECS, || {
+        BusStats::get(&stats.subscriptions_lost) >= 1
+    })
+    .await;
+    wait_until("a health event reports it", SECS, || {
+        consumer.on(&ch.health()).iter().any(|h| {
+            h.json["health"]["status"] == "degraded"
+                && h.json["health"]["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("Redis dropped")
+        })
+    })
+    .await;
+    // Renewed: the process role counts ticks again.
+    let before = host
+        .process
+        .stats
+        .ticks_processed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    wait_until("ticks processed again", SECS, || {
+        host.process
+            .stats
+            .ticks_processed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > before + 20
+    })
+    .await;
+    host.stop().await;
+}

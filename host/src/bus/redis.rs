@@ -323,7 +323,8 @@ async fn subscriber(
                         Err(mpsc::error::TrySendError::Closed(_)) => return,
                     }
                 }
-                tracing::warn!(?channels, "Redis subscription lost; reconnecting");
+                stats.subscriptions_lost.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(?channels, "Redis closed our subscription (messages published until it is renewed are missed); reconnecting");
             }
             Ok(Err(e)) => tracing::debug!(error = %e.kind_name(), "Redis subscribe failed"),
             Err(_) => tracing::debug!("Redis subscribe timed out"),

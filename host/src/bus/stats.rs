@@ -43,6 +43,10 @@ pub struct BusStats {
     pub errors: AtomicU64,
     /// Reconnects after an error.
     pub reconnects: AtomicU64,
+    /// Subscriptions Redis closed on us (a restart, a `CLIENT KILL`, a
+    /// subscriber over its output-buffer limit); they are renewed, and the
+    /// messages published in between are missed.
+    pub subscriptions_lost: AtomicU64,
     connected: AtomicBool,
     /// Set while the publisher is disconnected.
     publisher_down: AtomicBool,

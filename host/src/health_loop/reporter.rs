@@ -26,6 +26,7 @@ pub(super) struct Reporter {
     feed: Arc<FeedView>,
     settings: Settings,
     last_drops: AtomicU64,
+    last_subscriptions_lost: AtomicU64,
     warned: AtomicBool,
     /// When the previous report was made: incidents since then are issues.
     last_report: Mutex<Instant>,
@@ -46,6 +47,7 @@ impl Reporter {
             feed,
             settings,
             last_drops: AtomicU64::new(0),
+            last_subscriptions_lost: AtomicU64::new(0),
             warned: AtomicBool::new(false),
             last_report: Mutex::new(Instant::now()),
         }
@@ -87,6 +89,14 @@ impl Reporter {
             + BusStats::get(&bus.lagged);
         let previous = self.last_drops.swap(drops, Ordering::Relaxed);
         let mut issues: Vec<String> = feed.issue.into_iter().collect();
+        let lost = BusStats::get(&bus.subscriptions_lost);
+        let lost_before = self.last_subscriptions_lost.swap(lost, Ordering::Relaxed);
+        if lost > lost_before {
+            issues.push(format!(
+                "Redis dropped {} subscription(s) since the last report; ticks published meanwhile were missed",
+                lost - lost_before
+            ));
+        }
         if let Ok(mut last) = self.last_report.lock() {
             issues.extend(self.settings.registry.incidents_since(*last));
             *last = Instant::now();

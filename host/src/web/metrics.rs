@@ -35,7 +35,11 @@ impl Metrics {
     pub fn render(&self, state: &AppState) -> String {
         metrics::with_local_recorder(&self.recorder, || record(state));
         let mut out = self.recorder.handle().render();
-        for plugin in state.registry.all() {
+        let plugins = state.registry.all();
+        if !plugins.is_empty() {
+            let _ = writeln!(out, "# TYPE {HISTOGRAM} histogram");
+        }
+        for plugin in plugins {
             histogram(
                 &mut out,
                 plugin.kind.as_str(),
@@ -102,6 +106,8 @@ fn record(state: &AppState) {
     counter!("tickstock_bus_lagged_total").absolute(bus.lagged.load(Relaxed));
     counter!("tickstock_redis_errors_total").absolute(bus.errors.load(Relaxed));
     counter!("tickstock_redis_reconnects_total").absolute(bus.reconnects.load(Relaxed));
+    counter!("tickstock_redis_subscriptions_lost_total")
+        .absolute(bus.subscriptions_lost.load(Relaxed));
     gauge!("tickstock_bus_connected").set(if bus.is_connected() { 1.0 } else { 0.0 });
     for plugin in state.registry.all() {
         let labels = [
@@ -140,10 +146,22 @@ fn record(state: &AppState) {
         .absolute(ws.refused_origin.load(Relaxed));
 }
 
+/// The plugin call latency histogram, rendered here from the plugins' own
+/// buckets.
+const HISTOGRAM: &str = "tickstock_plugin_call_duration_seconds";
+
+/// A label value as the Prometheus text format wants it: a plugin reports
+/// its own version, which may hold any character.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 fn histogram(out: &mut String, kind: &str, version: &str, stats: &CallStats) {
-    let name = "tickstock_plugin_call_duration_seconds";
-    let labels = format!("kind=\"{kind}\",version=\"{version}\"");
-    let _ = writeln!(out, "# TYPE {name} histogram");
+    let name = HISTOGRAM;
+    let labels = format!("kind=\"{kind}\",version=\"{}\"", escape_label(version));
     let mut cumulative = 0;
     let buckets = stats.buckets();
     for (i, n) in buckets.iter().enumerate() {
@@ -160,4 +178,13 @@ fn histogram(out: &mut String, kind: &str, version: &str, stats: &CallStats) {
         CallStats::get(&stats.total_us) as f64 / 1e6
     );
     let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(super::escape_label(r#"1.0"\x"#), r#"1.0\"\\x"#);
+        assert_eq!(super::escape_label("a\nb"), "a\\nb");
+    }
 }
