@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -62,13 +61,14 @@ impl RedisBackend {
         tx: mpsc::Sender<Message>,
         cancel: CancellationToken,
     ) {
-        tokio::spawn(subscriber(
-            self.client.clone(),
-            channels,
-            tx,
-            self.stats.clone(),
-            cancel,
-        ));
+        let (client, stats) = (self.client.clone(), self.stats.clone());
+        let spawned = std::thread::Builder::new()
+            .name("redis-subscriber".into())
+            .spawn(move || subscriber(client, channels, tx, stats, cancel));
+        if let Err(err) = spawned {
+            // The subscription's queue closes: its reader sees the end.
+            tracing::error!(error = %err, "cannot start a Redis subscriber thread");
+        }
     }
 }
 
@@ -251,9 +251,20 @@ async fn wait(cancel: &CancellationToken, delay: Duration) -> bool {
     }
 }
 
-/// One subscription: connect, subscribe, forward; on loss, reconnect and
-/// resubscribe.
-async fn subscriber(
+/// How often a subscription thread waiting for a message looks at its
+/// cancellation token.
+const SUBSCRIPTION_POLL: Duration = Duration::from_millis(200);
+
+/// One subscription on its own thread, reading with the blocking client:
+/// connect, subscribe, forward; on loss, reconnect and resubscribe.
+///
+/// Why a thread and the blocking client: the async client reads the socket
+/// into an unbounded queue, which under overload grows without limit. Here
+/// a message is read only when the previous one was handed on (or dropped
+/// and counted, when the role's queue is full), so a subscriber that falls
+/// behind leaves the backlog in Redis, which cuts it off at its
+/// output-buffer limit (counted, and renewed) instead of growing the host.
+fn subscriber(
     client: redis::Client,
     channels: Vec<String>,
     tx: mpsc::Sender<Message>,
@@ -262,80 +273,126 @@ async fn subscriber(
 ) {
     let mut backoff = backoff();
     let mut down = false;
-    let mut connected_once = false;
-    loop {
-        let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            for channel in &channels {
-                if let Err(err) = pubsub.subscribe(channel).await {
-                    // A channel an ACL forbids costs only its own messages.
-                    if err.code() != Some("NOPERM") {
-                        return Err(err);
-                    }
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
-                    if !connected_once {
-                        tracing::warn!(%channel, "Redis refuses this subscription (NOPERM); going on without it");
-                    }
-                }
+    let mut sessions = 0u64;
+    while !cancel.is_cancelled() {
+        let mut connected = || {
+            if down {
+                stats.subscriber_down(false);
+                down = false;
             }
-            Ok::<_, redis::RedisError>(pubsub)
+            if sessions > 0 {
+                stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(?channels, "Redis subscriber reconnected and resubscribed");
+            }
+            sessions += 1;
         };
-        let result = tokio::select! {
-            () = cancel.cancelled() => return,
-            r = tokio::time::timeout(CONNECT_TIMEOUT, subscribed) => r,
-        };
-        match result {
-            Ok(Ok(pubsub)) => {
-                if down {
-                    stats.subscriber_down(false);
-                    down = false;
-                }
-                if connected_once {
-                    stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(?channels, "Redis subscriber reconnected and resubscribed");
-                }
-                connected_once = true;
+        match session(&client, &channels, &tx, &stats, &cancel, &mut connected) {
+            Ok(Forwarded::Stopped) => return,
+            Ok(Forwarded::Lost) => {
                 backoff = self::backoff();
-                let mut stream = pubsub.into_on_message();
-                loop {
-                    let msg = tokio::select! {
-                        () = cancel.cancelled() => return,
-                        m = stream.next() => m,
-                    };
-                    let Some(msg) = msg else { break };
-                    let payload: String = match msg.get_payload() {
-                        Ok(p) => p,
-                        Err(_) => continue,
-                    };
-                    stats.received.fetch_add(1, Ordering::Relaxed);
-                    let message = Message {
-                        channel: Arc::from(msg.get_channel_name()),
-                        payload,
-                    };
-                    // Never stop reading the socket: a subscriber that
-                    // falls behind loses (and counts) messages here rather
-                    // than buffering without bound in the client.
-                    match tx.try_send(message) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            stats.lagged.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(mpsc::error::TrySendError::Closed(_)) => return,
-                    }
-                }
                 stats.subscriptions_lost.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(?channels, "Redis closed our subscription (messages published until it is renewed are missed); reconnecting");
             }
-            Ok(Err(e)) => tracing::debug!(error = %e.kind_name(), "Redis subscribe failed"),
-            Err(_) => tracing::debug!("Redis subscribe timed out"),
+            Err(e) => tracing::debug!(error = %e.kind_name(), "Redis subscribe failed"),
         }
         stats.errors.fetch_add(1, Ordering::Relaxed);
         if !down {
             stats.subscriber_down(true);
             down = true;
         }
-        if wait(&cancel, backoff.step()).await {
+        pause(&cancel, backoff.step());
+    }
+}
+
+/// One connection: subscribe (then `connected`), forward until it ends.
+fn session(
+    client: &redis::Client,
+    channels: &[String],
+    tx: &mpsc::Sender<Message>,
+    stats: &BusStats,
+    cancel: &CancellationToken,
+    connected: &mut dyn FnMut(),
+) -> redis::RedisResult<Forwarded> {
+    let mut connection = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+    connection.set_read_timeout(Some(SUBSCRIPTION_POLL))?;
+    // One `PubSub` for the connection's life: dropping it unsubscribes.
+    let mut pubsub = connection.as_pubsub();
+    subscribe_all(&mut pubsub, channels, stats)?;
+    connected();
+    Ok(forward(&mut pubsub, tx, stats, cancel))
+}
+
+/// Sleeps for `delay`, or less if cancelled.
+fn pause(cancel: &CancellationToken, delay: Duration) {
+    let until = std::time::Instant::now() + delay;
+    while !cancel.is_cancelled() {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
             return;
+        }
+        std::thread::sleep(SUBSCRIPTION_POLL.min(left));
+    }
+}
+
+/// Subscribes to every channel Redis allows (a channel an ACL forbids
+/// costs only its own messages).
+fn subscribe_all(
+    pubsub: &mut redis::PubSub<'_>,
+    channels: &[String],
+    stats: &BusStats,
+) -> redis::RedisResult<()> {
+    for channel in channels {
+        if let Err(err) = pubsub.subscribe(channel) {
+            if err.code() != Some("NOPERM") {
+                return Err(err);
+            }
+            let n = stats.subscriptions_refused.fetch_add(1, Ordering::Relaxed);
+            if n.is_power_of_two() || n == 0 {
+                tracing::warn!(%channel, "Redis refuses this subscription (NOPERM); going on without it");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How forwarding ended.
+enum Forwarded {
+    /// Cancelled, or nobody reads the messages any more.
+    Stopped,
+    /// The connection was lost.
+    Lost,
+}
+
+/// Hands every message on, never waiting: a full queue drops (and counts).
+fn forward(
+    pubsub: &mut redis::PubSub<'_>,
+    tx: &mpsc::Sender<Message>,
+    stats: &BusStats,
+    cancel: &CancellationToken,
+) -> Forwarded {
+    loop {
+        if cancel.is_cancelled() {
+            return Forwarded::Stopped;
+        }
+        let msg = match pubsub.get_message() {
+            Ok(msg) => msg,
+            Err(err) if err.is_timeout() => continue,
+            Err(_) => return Forwarded::Lost,
+        };
+        let Ok(payload) = msg.get_payload::<String>() else {
+            continue;
+        };
+        stats.received.fetch_add(1, Ordering::Relaxed);
+        let message = Message {
+            channel: Arc::from(msg.get_channel_name()),
+            payload,
+        };
+        match tx.try_send(message) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                stats.lagged.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Forwarded::Stopped,
         }
     }
 }

@@ -47,6 +47,9 @@ pub struct BusStats {
     /// subscriber over its output-buffer limit); they are renewed, and the
     /// messages published in between are missed.
     pub subscriptions_lost: AtomicU64,
+    /// Channel subscriptions Redis refused (an ACL): the role goes on
+    /// without them.
+    pub subscriptions_refused: AtomicU64,
     connected: AtomicBool,
     /// Set while the publisher is disconnected.
     publisher_down: AtomicBool,
