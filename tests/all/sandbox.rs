@@ -524,3 +524,28 @@ async fn an_inbox_is_bounded_by_the_bytes_it_holds() {
     .await;
     drop(release);
 }
+
+#[test]
+fn the_memory_budget_counts_every_memory_of_an_instance() {
+    // Two memories of ~40 MiB each: under a 64 MiB cap per memory, but not
+    // under one 64 MiB budget for the instance.
+    let engine = helpers::engine();
+    let component = helpers::load(&engine, PluginKind::Normalizer, &guests::budget());
+    let mut plugin = NormalizerPlugin::new(&engine, component).unwrap();
+    assert_eq!(plugin.label(), "budget@0.0.1");
+    let err = plugin.normalize_frame("m").unwrap_err();
+    assert!(matches!(err, CallError::MemoryLimit { .. }), "{err}");
+    assert!(plugin.normalize_frame("ok").unwrap().ticks.is_empty());
+}
+
+#[test]
+fn a_table_that_grows_without_end_hits_the_budget() {
+    let engine = helpers::engine();
+    let component = helpers::load(&engine, PluginKind::Normalizer, &guests::budget());
+    let mut plugin = NormalizerPlugin::new(&engine, component).unwrap();
+    let start = Instant::now();
+    let err = plugin.normalize_frame("t").unwrap_err();
+    assert!(start.elapsed() < BOUND, "took {:?}", start.elapsed());
+    assert!(matches!(err, CallError::MemoryLimit { .. }), "{err}");
+    assert!(plugin.normalize_frame("ok").unwrap().ticks.is_empty());
+}

@@ -70,4 +70,43 @@ const GUESTS: &[Guest] = &[
 
 fn main() {
     build_guests::main(2, "test-guests", GUESTS);
+    hand_written("budget");
+}
+
+/// Turns `wat/NAME.wat` (a core module following the canonical ABI of the
+/// normalizer world) into a component against `wit/`, and exports its
+/// path as `TICKSTOCK_COMPONENT_<NAME>`.
+fn hand_written(name: &str) {
+    let manifest =
+        std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let wat_file = manifest.join("wat").join(format!("{name}.wat"));
+    let wit_dir = manifest.join("../../wit");
+    println!("cargo:rerun-if-changed={}", wat_file.display());
+    let mut resolve = wit_parser::Resolve::default();
+    let (package, _) = resolve.push_dir(&wit_dir).expect("parsing wit/");
+    let world = resolve
+        .select_world(&[package], Some("normalizer"))
+        .expect("the normalizer world");
+    let mut module = wat::parse_file(&wat_file).expect("parsing the .wat file");
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .expect("embedding the component type");
+    let component = wit_component::ComponentEncoder::default()
+        .module(&module)
+        .expect("reading the module")
+        .validate(true)
+        .encode()
+        .expect("encoding the component");
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"))
+        .join(format!("{name}.wasm"));
+    std::fs::write(&out, component).expect("writing the component");
+    println!(
+        "cargo:rustc-env=TICKSTOCK_COMPONENT_{}={}",
+        name.to_uppercase(),
+        out.display()
+    );
 }

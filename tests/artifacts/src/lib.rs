@@ -61,6 +61,12 @@ pub fn odd_import() -> Vec<u8> {
     read(env!("TICKSTOCK_COMPONENT_ODD_IMPORT"))
 }
 
+/// A hand-written normalizer with two memories and a growable table (see
+/// `wat/budget.wat`).
+pub fn budget() -> Vec<u8> {
+    read(env!("TICKSTOCK_COMPONENT_BUDGET"))
+}
+
 fn read(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("reading the test guest {path}: {e}"))
 }
