@@ -53,44 +53,58 @@ impl Metrics {
 
 fn record(state: &AppState) {
     if let Some(feed) = &state.feed {
-        counter!("tickstock_frames_received_total").absolute(feed.frames_received.load(Relaxed));
-        counter!("tickstock_frames_dropped_total", "reason" => "queue_full")
-            .absolute(feed.frames_dropped_queue_full.load(Relaxed));
-        counter!("tickstock_frames_dropped_total", "reason" => "oversize")
-            .absolute(feed.frames_dropped_oversize.load(Relaxed));
-        counter!("tickstock_frames_dropped_total", "reason" => "binary")
-            .absolute(feed.frames_dropped_binary.load(Relaxed));
-        counter!("tickstock_feed_reconnects_total").absolute(feed.reconnects.load(Relaxed));
-        counter!("tickstock_feed_connect_attempts_total")
-            .absolute(feed.connect_attempts.load(Relaxed));
-        for (status, value) in [
-            ("max_connections", &feed.max_connections),
-            ("slow_consumer", &feed.slow_consumer),
-            ("force_disconnect", &feed.force_disconnect),
-            ("error", &feed.status_errors),
-        ] {
-            counter!("tickstock_feed_status_events_total", "status" => status)
-                .absolute(value.load(Relaxed));
-        }
-        gauge!("tickstock_feed_connected").set(if feed.is_streaming() { 1.0 } else { 0.0 });
+        record_feed(feed);
     }
     if let Some(pipeline) = &state.pipeline {
-        counter!("tickstock_ticks_received_total").absolute(pipeline.ticks.load(Relaxed));
-        counter!("tickstock_normalizer_errors_total")
-            .absolute(pipeline.plugin_errors.load(Relaxed));
-        counter!("tickstock_frames_normalized_total").absolute(pipeline.frames.load(Relaxed));
-        for (reason, n) in pipeline.skipped_by_reason() {
-            counter!("tickstock_events_skipped_total", "kind" => reason).absolute(n);
-        }
+        record_pipeline(pipeline);
     }
     if let Some(process) = &state.process {
-        counter!("tickstock_ticks_processed_total").absolute(process.ticks_processed.load(Relaxed));
-        counter!("tickstock_health_events_total").absolute(process.health_events.load(Relaxed));
-        counter!("tickstock_invalid_ticks_total").absolute(process.invalid_ticks.load(Relaxed));
-        counter!("tickstock_health_plugin_errors_total")
-            .absolute(process.plugin_errors.load(Relaxed));
+        record_process(process);
     }
-    let bus = state.bus.stats();
+    record_bus(state.bus.stats());
+    record_plugins(&state.registry);
+    record_ws(&state.ws);
+}
+
+fn record_feed(feed: &crate::feed::FeedStats) {
+    counter!("tickstock_frames_received_total").absolute(feed.frames_received.load(Relaxed));
+    counter!("tickstock_frames_dropped_total", "reason" => "queue_full")
+        .absolute(feed.frames_dropped_queue_full.load(Relaxed));
+    counter!("tickstock_frames_dropped_total", "reason" => "oversize")
+        .absolute(feed.frames_dropped_oversize.load(Relaxed));
+    counter!("tickstock_frames_dropped_total", "reason" => "binary")
+        .absolute(feed.frames_dropped_binary.load(Relaxed));
+    counter!("tickstock_feed_reconnects_total").absolute(feed.reconnects.load(Relaxed));
+    counter!("tickstock_feed_connect_attempts_total").absolute(feed.connect_attempts.load(Relaxed));
+    for (status, value) in [
+        ("max_connections", &feed.max_connections),
+        ("slow_consumer", &feed.slow_consumer),
+        ("force_disconnect", &feed.force_disconnect),
+        ("error", &feed.status_errors),
+    ] {
+        counter!("tickstock_feed_status_events_total", "status" => status)
+            .absolute(value.load(Relaxed));
+    }
+    gauge!("tickstock_feed_connected").set(if feed.is_streaming() { 1.0 } else { 0.0 });
+}
+
+fn record_pipeline(pipeline: &crate::pipeline::PipelineStats) {
+    counter!("tickstock_ticks_received_total").absolute(pipeline.ticks.load(Relaxed));
+    counter!("tickstock_normalizer_errors_total").absolute(pipeline.plugin_errors.load(Relaxed));
+    counter!("tickstock_frames_normalized_total").absolute(pipeline.frames.load(Relaxed));
+    for (reason, n) in pipeline.skipped_by_reason() {
+        counter!("tickstock_events_skipped_total", "kind" => reason).absolute(n);
+    }
+}
+
+fn record_process(process: &crate::health_loop::ProcessStats) {
+    counter!("tickstock_ticks_processed_total").absolute(process.ticks_processed.load(Relaxed));
+    counter!("tickstock_health_events_total").absolute(process.health_events.load(Relaxed));
+    counter!("tickstock_invalid_ticks_total").absolute(process.invalid_ticks.load(Relaxed));
+    counter!("tickstock_health_plugin_errors_total").absolute(process.plugin_errors.load(Relaxed));
+}
+
+fn record_bus(bus: &crate::bus::BusStats) {
     counter!("tickstock_ticks_published_total").absolute(bus.ticks_published.load(Relaxed));
     counter!("tickstock_ticks_dropped_total", "reason" => "bus_buffer_full")
         .absolute(bus.ticks_dropped.load(Relaxed));
@@ -109,7 +123,10 @@ fn record(state: &AppState) {
     counter!("tickstock_redis_subscriptions_lost_total")
         .absolute(bus.subscriptions_lost.load(Relaxed));
     gauge!("tickstock_bus_connected").set(if bus.is_connected() { 1.0 } else { 0.0 });
-    for plugin in state.registry.all() {
+}
+
+fn record_plugins(registry: &crate::plugins::PluginRegistry) {
+    for plugin in registry.all() {
         let labels = [
             ("kind", plugin.kind.as_str().to_string()),
             ("version", plugin.version.clone()),
@@ -127,15 +144,17 @@ fn record(state: &AppState) {
     }
     for kind in crate::plugins::PluginKind::ALL {
         counter!("tickstock_plugin_threads_abandoned_total", "kind" => kind.as_str())
-            .absolute(state.registry.abandoned(kind));
-        let history = state.registry.history(kind);
+            .absolute(registry.abandoned(kind));
+        let history = registry.history(kind);
         for (action, automatic) in [("rolled_back", "false"), ("auto_rolled_back", "true")] {
             let n = history.iter().filter(|h| h.action == action).count() as u64;
             counter!("tickstock_plugin_rollbacks_total", "kind" => kind.as_str(), "automatic" => automatic)
                 .absolute(n);
         }
     }
-    let ws = &state.ws;
+}
+
+fn record_ws(ws: &super::ws::WsStats) {
     gauge!("tickstock_ws_clients").set(ws.clients.load(Relaxed) as f64);
     counter!("tickstock_ws_messages_sent_total").absolute(ws.sent.load(Relaxed));
     counter!("tickstock_ws_events_lagged_total").absolute(ws.lagged.load(Relaxed));
