@@ -97,7 +97,7 @@ pub struct CommonArgs {
     /// Frames the feed may queue for normalization before it drops (and counts) [default: 4096].
     #[arg(long, value_name = "N")]
     pub queue_capacity: Option<usize>,
-    /// Messages buffered for the bus while Redis is slow or down, before drops [default: 100000].
+    /// Messages buffered for the bus while Redis is slow or down, before drops [default: 50000].
     #[arg(long, value_name = "N")]
     pub publish_buffer: Option<usize>,
     /// Token that enables the admin API (requests need `Authorization: Bearer TOKEN`).

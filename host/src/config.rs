@@ -23,7 +23,7 @@ pub const DEFAULT_MASSIVE_URL: &str = "wss://socket.massive.com/stocks";
 /// Environment variable holding the Massive API key.
 pub const API_KEY_ENV: &str = "MASSIVE_API_KEY";
 /// Messages buffered for publishing before drops start.
-pub const DEFAULT_PUBLISH_BUFFER: usize = 100_000;
+pub const DEFAULT_PUBLISH_BUFFER: usize = 50_000;
 
 use crate::secret::Secret;
 

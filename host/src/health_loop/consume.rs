@@ -15,8 +15,9 @@ use crate::events::FeedStatus;
 use crate::plugins::runner::Inbox;
 use crate::plugins::Tick;
 
-/// Messages the subscription may buffer.
-const SUBSCRIPTION_BUFFER: usize = 65_536;
+/// Messages the subscription may buffer (eight full batches); past it the
+/// subscription drops and counts.
+const SUBSCRIPTION_BUFFER: usize = 8 * MAX_BATCH;
 
 /// The `market_tick` fields the health loop reads (extra fields allowed).
 #[derive(Deserialize)]

@@ -25,10 +25,10 @@ use crate::simulator::{Simulator, SimulatorConfig};
 use crate::universe::{Universe, DEFAULT_UNIVERSE};
 
 /// Batches between the normalizer thread and the publisher.
-const OUTPUT_QUEUE: usize = 1024;
+const OUTPUT_QUEUE: usize = 128;
 /// Bytes the frames waiting for the normalizer may hold together (besides
 /// `--queue-capacity` frames): past it the feed drops, and counts, frames.
-const FRAME_QUEUE_BYTES: u64 = 64 << 20;
+const FRAME_QUEUE_BYTES: u64 = 16 << 20;
 /// Bytes of a frame kept in a dead letter.
 const DEAD_LETTER_FRAME_BYTES: usize = 64 << 10;
 /// How often the feed's state is published even when unchanged.

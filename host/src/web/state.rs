@@ -298,6 +298,10 @@ fn kind_label(kind: EventKind) -> &'static str {
     }
 }
 
+/// Tick messages the most-active-symbols tracker may have waiting (it only
+/// ranks symbols: falling behind costs accuracy, not correctness).
+const TICKS_FOLLOWED: usize = 8_192;
+
 /// Symbols listed as most active.
 const TOP_SYMBOLS: usize = 12;
 /// The activity window is two halves of this length.
@@ -321,7 +325,7 @@ fn follow_ticks(bus: &Bus, state: Arc<DashboardState>, cancel: CancellationToken
         #[serde(default)]
         timestamp: i64,
     }
-    let mut sub = bus.subscribe(vec![bus.channels().ticks()], 65_536);
+    let mut sub = bus.subscribe(vec![bus.channels().ticks()], TICKS_FOLLOWED);
     tokio::spawn(async move {
         let mut board: std::collections::HashMap<String, SymbolActivity> =
             std::collections::HashMap::new();
