@@ -251,7 +251,9 @@ impl Config {
                 "--max-frame-bytes",
                 args.max_frame_bytes.or(file.max_frame_bytes),
                 4 << 20,
-                1_024..=(256 << 20),
+                // The frame queue holds 16 MiB: a larger frame could never
+                // be queued.
+                1_024..=(16 << 20),
             )?,
         })
     }

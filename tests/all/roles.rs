@@ -633,15 +633,28 @@ async fn a_shutdown_under_load_publishes_every_tick_before_session_stopped() {
         ..Default::default()
     })
     .await;
-    let config = helpers::sim_config(&sim, ch.prefix(), Some(redis.url()), &helpers::SYMBOLS);
-    let host = TestHost::start(&config).await;
+    let mut config = helpers::sim_config(&sim, ch.prefix(), Some(redis.url()), &helpers::SYMBOLS);
+    // The budget counts from the stop, not from the start: run longer than
+    // it, waiting on the host from the start as `tickstock run` does.
+    config.shutdown_timeout = Duration::from_secs(2);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let host = tickstock::roles::Host::start(&config, cancel.clone())
+        .await
+        .unwrap();
+    let (pipeline, bus) = (host.ingest.pipeline.clone(), host.bus.stats().clone());
+    let waiting = tokio::spawn(host.wait());
     wait_until("ticks flowing fast", SECS, || {
         consumer.count(&ch.ticks()) > 20_000
     })
     .await;
-    let (pipeline, bus) = (host.ingest.pipeline.clone(), host.bus.stats().clone());
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     let stopping = Instant::now();
-    host.stop().await;
+    cancel.cancel();
+    tokio::time::timeout(SECS, waiting)
+        .await
+        .expect("the host did not stop")
+        .unwrap()
+        .unwrap();
     assert!(
         stopping.elapsed() < SECS,
         "took {:?} to stop",

@@ -149,8 +149,29 @@ async fn publisher(
         conn = None;
         fail(&stats, &mut down_since, &failure);
         if wait(&cancel, backoff.step()).await {
+            // Shut down while Redis is away: what is held is dropped, and
+            // counted.
+            while let Ok(m) = rx.try_recv() {
+                batch.push(m);
+            }
+            dropped_at_shutdown(&batch, &stats, &ticks);
             return;
         }
+    }
+}
+
+/// Counts what the publisher still held when it was stopped.
+fn dropped_at_shutdown(batch: &[Message], stats: &BusStats, ticks: &str) {
+    let tick_count = batch.iter().filter(|m| *m.channel == *ticks).count() as u64;
+    stats
+        .dropped
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    stats.ticks_dropped.fetch_add(tick_count, Ordering::Relaxed);
+    if !batch.is_empty() {
+        tracing::warn!(
+            messages = batch.len(),
+            "stopped while Redis was unreachable; messages not published were dropped"
+        );
     }
 }
 

@@ -100,8 +100,11 @@ async fn consume(
             .ticks_processed
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let now = Utc::now().timestamp_millis();
-        if inbox.send(HealthJob::Observe(batch, now)).await.is_err() {
-            return;
+        // A health thread that no longer takes work (its runner gave up)
+        // must not hold the role's shutdown.
+        tokio::select! {
+            sent = inbox.send(HealthJob::Observe(batch, now)) => if sent.is_err() { return },
+            () = stop.cancelled() => return,
         }
     }
 }

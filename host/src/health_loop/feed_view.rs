@@ -49,7 +49,8 @@ impl FeedView {
         match self {
             FeedView::Local(f) => FeedHealth {
                 connected: f.is_streaming(),
-                frames_dropped: FeedStats::get(&f.frames_dropped_queue_full),
+                frames_dropped: FeedStats::get(&f.frames_dropped_queue_full)
+                    + FeedStats::get(&f.frames_dropped_oversize),
                 issue: f.issue().filter(|_| !f.is_streaming()),
             },
             FeedView::Remote(slot) => match slot.lock().ok().and_then(|s| s.clone()) {

@@ -80,13 +80,14 @@ impl Reporter {
     fn host_state(&self) -> HostState {
         let bus: &BusStats = self.bus.stats();
         let feed = self.feed.health();
-        // Ticks lost on the way: never published, refused by Redis, or
-        // unconfirmed after a connection failure.
+        // Lost on the way out: frames the feed dropped (queue full or over
+        // the size limit), ticks never published, refused by Redis, or
+        // unconfirmed after a connection failure. (A subscriber's own lag is
+        // not the product's output: it is in /metrics.)
         let drops = feed.frames_dropped
             + BusStats::get(&bus.ticks_dropped)
             + BusStats::get(&bus.ticks_refused)
-            + BusStats::get(&bus.ticks_unconfirmed)
-            + BusStats::get(&bus.lagged);
+            + BusStats::get(&bus.ticks_unconfirmed);
         let previous = self.last_drops.swap(drops, Ordering::Relaxed);
         let mut issues: Vec<String> = feed.issue.into_iter().collect();
         let lost = BusStats::get(&bus.subscriptions_lost);

@@ -229,7 +229,8 @@ impl PluginManager {
             source: source.to_string(),
         };
         let done = self.activate(&version, "installed", None).await?;
-        self.engine.keep(&version.component);
+        let (engine, kept) = (self.engine.clone(), version.component.clone());
+        tokio::task::spawn_blocking(move || engine.keep(&kept));
         self.history.push(version);
         Ok(done)
     }

@@ -142,6 +142,9 @@ pub struct Budget {
     pub(super) limit: usize,
     /// Bytes of memories and tables now.
     used: usize,
+    /// The last growth allowed, undone if wasmtime then fails it (a memory
+    /// or table past its own declared maximum).
+    last_growth: usize,
     pub(super) exceeded: Option<usize>,
 }
 
@@ -150,6 +153,7 @@ impl Budget {
         Budget {
             limit,
             used: 0,
+            last_growth: 0,
             exceeded: None,
         }
     }
@@ -167,8 +171,15 @@ impl Budget {
                 self.limit
             ));
         }
+        self.last_growth = total.saturating_sub(self.used);
         self.used = total;
         Ok(true)
+    }
+
+    /// Undoes the last growth, which did not happen.
+    fn undo_last(&mut self) {
+        self.used = self.used.saturating_sub(self.last_growth);
+        self.last_growth = 0;
     }
 }
 
@@ -194,6 +205,16 @@ impl ResourceLimiter for Budget {
             current.saturating_mul(element),
             desired.saturating_mul(element),
         )
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.undo_last();
+        Ok(())
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.undo_last();
+        Ok(())
     }
 
     fn instances(&self) -> usize {

@@ -218,13 +218,22 @@ impl<W: World> Swapper<W> {
             .send(SwapRequest { plugin, done })
             .map_err(|_| RunnerError::Stopped(self.thread))?;
         (self.wake)();
-        match tokio::time::timeout(timeout, rx).await {
+        let mut rx = rx;
+        match tokio::time::timeout(timeout, &mut rx).await {
             Ok(Ok(swapped)) => Ok(swapped),
             Ok(Err(_)) => Err(RunnerError::Stopped(self.thread)),
-            Err(_) => Err(RunnerError::Timeout {
-                thread: self.thread,
-                waited: timeout,
-            }),
+            Err(_) => {
+                // Closed first: from here the thread either sees the caller
+                // gone (and drops the swap) or has already swapped.
+                rx.close();
+                match rx.try_recv() {
+                    Ok(swapped) => Ok(swapped),
+                    Err(_) => Err(RunnerError::Timeout {
+                        thread: self.thread,
+                        waited: timeout,
+                    }),
+                }
+            }
         }
     }
 }
@@ -438,6 +447,11 @@ fn start_generation<W: World + Send + 'static, I: Send + 'static>(
 
 fn run<W: World, I>(core: &Core<W, I>, mut plugin: Plugin<W>, clock: &Arc<CallClock>) {
     loop {
+        // A thread whose stuck call came back serves nothing more, not
+        // even a swap meant for the thread that replaced it.
+        if clock.is_abandoned() {
+            break;
+        }
         // Swaps happen here, between two items.
         let request = core.control.lock().ok().and_then(|rx| rx.try_recv().ok());
         if let Some(request) = request {
@@ -496,6 +510,8 @@ fn swap_now<W: World, I>(
         return;
     }
     let start = Instant::now();
+    // The hand-over runs calls on both instances: both are watched.
+    new.set_clock(clock.clone());
     let state = W::hand_over(plugin, &mut new);
     if clock.is_abandoned() {
         // The hand-over got stuck and another thread took over with the
@@ -503,7 +519,6 @@ fn swap_now<W: World, I>(
         // thread stop).
         return;
     }
-    new.set_clock(clock.clone());
     let previous = core
         .current
         .lock()

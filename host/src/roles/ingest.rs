@@ -106,14 +106,44 @@ impl Ingest {
     }
 
     /// Waits for the feed to stop (after cancellation, or an error: the
-    /// key refused, the pipeline gone), then for the pipeline to drain the
-    /// frames still queued and the publisher to hand every tick to the bus,
-    /// for at most `budget`. `Err` says why the feed stopped by itself.
+    /// key refused, the pipeline gone), then drains (see [`Ingest::drain`])
+    /// for at most `budget` from then. `Err` says why the feed stopped by
+    /// itself.
     pub async fn wait(self, budget: Duration) -> anyhow::Result<()> {
-        let result = self.task.await.context("feed task")?;
-        // The feed dropped its end of the queue: the pipeline thread serves
-        // what is left and ends, then the publisher publishes the rest.
-        match tokio::time::timeout(budget, self.publisher).await {
+        let (stopped, draining) = self.feed_stopped().await;
+        draining.drain(tokio::time::Instant::now() + budget).await;
+        stopped
+    }
+
+    /// Waits until the feed stopped; returns why, and what is left to drain.
+    pub async fn feed_stopped(mut self) -> (anyhow::Result<()>, Draining) {
+        let result = match (&mut self.task).await {
+            Ok(result) => result.map_err(anyhow::Error::from),
+            Err(err) => Err(anyhow::Error::from(err).context("feed task")),
+        };
+        let draining = Draining {
+            publisher: self.publisher,
+            simulator: self.simulator,
+            pipeline: self.pipeline,
+            feed: self.feed,
+        };
+        (result, draining)
+    }
+}
+
+/// An ingest role whose feed stopped: the pipeline thread serves the frames
+/// still queued and ends, then the publisher publishes the rest.
+pub struct Draining {
+    publisher: tokio::task::JoinHandle<()>,
+    simulator: Option<Simulator>,
+    pipeline: Arc<PipelineStats>,
+    feed: Arc<FeedStats>,
+}
+
+impl Draining {
+    /// Waits, until `deadline` at most, for every tick to reach the bus.
+    pub async fn drain(self, deadline: tokio::time::Instant) {
+        match tokio::time::timeout_at(deadline, self.publisher).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => tracing::error!(error = %err, "the publisher task failed"),
             Err(_) => tracing::warn!(
@@ -125,13 +155,12 @@ impl Ingest {
                     .feed
                     .frames_received
                     .load(std::sync::atomic::Ordering::Relaxed),
-                "shutdown: the pipeline did not drain within {budget:?}; the rest is not published"
+                "shutdown: the pipeline did not drain in time; the rest is not published"
             ),
         }
         if let Some(sim) = self.simulator {
             sim.shutdown().await;
         }
-        Ok(result?)
     }
 }
 

@@ -80,8 +80,10 @@ pub async fn start_plugin<W: World + Send + 'static>(
             .context("plugin loader thread")??
     };
     tracing::info!(plugin = %plugin.label(), %kind, "plugin ready");
-    // Configured and instantiated: worth keeping compiled.
-    ctx.engine.keep(&component);
+    // Configured and instantiated: worth keeping compiled (file I/O: off
+    // the async threads, and nothing waits for it).
+    let (engine, kept) = (ctx.engine.clone(), component.clone());
+    tokio::task::spawn_blocking(move || engine.keep(&kept));
     register(&ctx.registry, &plugin, plugin_source(&config.plugins, kind));
     report_plugin(ctx, kind);
     Ok((plugin, component))

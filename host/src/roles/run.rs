@@ -101,11 +101,13 @@ impl Host {
     /// published and flushed. All within the shutdown timeout, logging what
     /// it could not flush. An error says why the host stopped by itself.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
-        let fed = self.ingest.wait(self.shutdown_timeout).await;
+        let (fed, draining) = self.ingest.feed_stopped().await;
         if fed.is_err() {
             self.ctx.cancel.cancel();
         }
+        // The shutdown starts now: everything below shares one budget.
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        draining.drain(deadline).await;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if !self.bus.flush(left).await {
             tracing::warn!("shutdown: not every tick reached the bus in time");
@@ -113,7 +115,15 @@ impl Host {
         settle(&self.bus, &self.process, deadline).await;
         self.process_stop.cancel();
         self.process.wait().await?;
-        let _ = self.server.await;
+        // In-flight requests (an admin install) get what is left.
+        let mut server = self.server;
+        if tokio::time::timeout_at(deadline, &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown: HTTP requests still in flight were cut off");
+            server.abort();
+        }
         log_final_counts(&self.bus, &self.feed);
         self.bus.shutdown();
         self.ctx.fatal.check()?;
