@@ -325,8 +325,7 @@ async fn a_faulty_normalizer_is_dead_lettered_and_rolled_back(
     let host = host_with(&sim, ch.prefix(), Some(redis.url()), &SYMBOLS).await;
     wait_until("ticks flowing", SECS, || consumer.count(&ch.ticks()) > 100).await;
 
-    let (code, reply) = post(&host, "/admin/plugins/normalizer", Some(TOKEN), guest).await;
-    assert_eq!(code, 200, "{reply}");
+    helpers::install(&host, "normalizer", guest).await;
     let installed_at = consumer.count(&ch.ticks());
     wait_until("automatic rollback", SECS, || {
         active_version(&host, PluginKind::Normalizer) == "1.0.0"
@@ -391,14 +390,7 @@ async fn a_faulty_normalizer_is_dead_lettered_and_rolled_back(
         );
     }
     // A good version installs afterwards.
-    let (code, reply) = post(
-        &host,
-        "/admin/plugins/normalizer",
-        Some(TOKEN),
-        guests::normalizer_next(),
-    )
-    .await;
-    assert_eq!(code, 200, "{reply}");
+    helpers::install(&host, "normalizer", guests::normalizer_next()).await;
     assert_eq!(active_version(&host, PluginKind::Normalizer), "1.1.0");
     host.stop().await;
 }

@@ -286,17 +286,24 @@ fn role(role: &str, redis: &str, prefix: &str, extra: &[&str]) -> Child {
     Child::spawn(cmd)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_and_process_restart_independently_and_sigterm_stops_the_session() {
-    let (redis, ch, consumer) = helpers::redis_and_consumer("roles").await;
-    let prefix = ch.prefix().to_string();
-    let _ingest = role("ingest", &redis.url(), &prefix, &[]);
-    let mut process = role(
+/// A private Redis with a subscribed consumer, and `ingest` and `process`
+/// (health every 0.5 s) as separate processes against it.
+async fn split_roles(test: &str) -> (RedisServer, Channels, Consumer, Child, Child) {
+    let (redis, ch, consumer) = helpers::redis_and_consumer(test).await;
+    let ingest = role("ingest", &redis.url(), ch.prefix(), &[]);
+    let process = role(
         "process",
         &redis.url(),
-        &prefix,
+        ch.prefix(),
         &["--health-interval", "0.5"],
     );
+    (redis, ch, consumer, ingest, process)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_and_process_restart_independently_and_sigterm_stops_the_session() {
+    let (redis, ch, consumer, _ingest, mut process) = split_roles("roles").await;
+    let prefix = ch.prefix().to_string();
     wait_until("ticks and health", SECS, || {
         consumer.count(&ch.ticks()) > 50 && consumer.count(&ch.health()) >= 2
     })
@@ -564,15 +571,8 @@ async fn wait_online(port: u16, sid: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dashboard_that_starts_late_or_restarts_shows_the_live_session() {
-    let (redis, ch, consumer) = helpers::redis_and_consumer("late").await;
+    let (redis, ch, consumer, _ingest, mut process) = split_roles("late").await;
     let prefix = ch.prefix().to_string();
-    let _ingest = role("ingest", &redis.url(), &prefix, &[]);
-    let mut process = role(
-        "process",
-        &redis.url(),
-        &prefix,
-        &["--health-interval", "0.5"],
-    );
     wait_until("the session started and health flows", SECS, || {
         consumer.count(&ch.session_started()) == 1 && consumer.count(&ch.health()) >= 2
     })

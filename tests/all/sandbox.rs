@@ -331,14 +331,7 @@ async fn a_health_plugin_that_sleeps_on_live_ticks_is_rolled_back_and_health_kee
     })
     .await;
     // It passes the conformance check (which sends no SLEEP tick).
-    let (code, reply) = post(
-        &host,
-        "/admin/plugins/health",
-        Some(TOKEN),
-        guests::health_faults(),
-    )
-    .await;
-    assert_eq!(code, 200, "{reply}");
+    helpers::install(&host, "health", guests::health_faults()).await;
     helpers::wait_until("automatic rollback of the health plugin", BOUND * 3, || {
         active_version(&host, PluginKind::Health) == "1.0.0"
     })
@@ -363,14 +356,7 @@ async fn a_health_plugin_that_sleeps_on_live_ticks_is_rolled_back_and_health_kee
         helpers::sample_with(&metrics, "tickstock_plugin_rollbacks_total", &auto),
         1.0
     );
-    let (code, reply) = post(
-        &host,
-        "/admin/plugins/health",
-        Some(TOKEN),
-        guests::health_next(),
-    )
-    .await;
-    assert_eq!(code, 200, "{reply}");
+    helpers::install(&host, "health", guests::health_next()).await;
     host.stop().await;
 }
 
@@ -396,14 +382,7 @@ async fn a_plugin_that_sleeps_in_the_conformance_check_is_refused_and_installs_g
     );
     assert!(start.elapsed() < BOUND, "took {:?}", start.elapsed());
     // The install lock was not held: the next install goes through.
-    let (code, reply) = post(
-        &host,
-        "/admin/plugins/health",
-        Some(TOKEN),
-        guests::health_next(),
-    )
-    .await;
-    assert_eq!(code, 200, "{reply}");
+    helpers::install(&host, "health", guests::health_next()).await;
     assert_eq!(active_version(&host, PluginKind::Health), "1.1.0");
     host.stop().await;
 }

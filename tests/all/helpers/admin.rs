@@ -80,6 +80,14 @@ pub async fn post(
     (code, resp.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// Installs `bytes` as `kind` through the admin API and expects it to go
+/// live; returns the answer.
+pub async fn install(host: &Host, kind: &str, bytes: Vec<u8>) -> serde_json::Value {
+    let (code, reply) = post(host, &format!("/admin/plugins/{kind}"), Some(TOKEN), bytes).await;
+    assert_eq!(code, 200, "installing a {kind}: {reply}");
+    reply
+}
+
 /// The active version of `kind`.
 pub fn active_version(host: &Host, kind: PluginKind) -> String {
     host.registry
