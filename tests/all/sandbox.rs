@@ -528,3 +528,16 @@ fn a_table_that_grows_without_end_hits_the_budget() {
     assert!(matches!(err, CallError::MemoryLimit { .. }), "{err}");
     assert!(plugin.normalize_frame("ok").unwrap().ticks.is_empty());
 }
+
+#[test]
+fn a_plugin_may_print_to_stderr_without_end_and_a_panic_is_still_quoted() {
+    let mut plugin = misbehaving_on(&roomy_engine());
+    for _ in 0..3 {
+        assert_eq!(
+            plugin.normalize_frame("stderr-flood").unwrap().ticks.len(),
+            1
+        );
+    }
+    let err = plugin.normalize_frame("trap").unwrap_err();
+    assert!(err.to_string().contains("asked to trap"), "{err}");
+}

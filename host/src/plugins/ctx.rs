@@ -2,9 +2,9 @@
 //! the instance's resource budget ([`Budget`]), the deadline bookkeeping,
 //! and the host's one granted function, `log`.
 
+use super::stderr::StderrTail;
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{tickstock::plugins as wit, LogLevel};
@@ -14,9 +14,6 @@ use super::bindings::{tickstock::plugins as wit, LogLevel};
 pub(super) const LOG_LINES_PER_CALL: u32 = 20;
 /// Longest log message kept, in bytes.
 const LOG_LINE_MAX: usize = 1_024;
-/// Bytes of guest stderr kept (a Rust guest's panic message lands there);
-/// writes past this fail inside the guest and are lost.
-const STDERR_CAPTURE: usize = 4_096;
 /// Host-side WASI resources (streams, pollables, sockets) one instance may
 /// hold at once; creating more fails in the guest.
 const HOST_RESOURCES: usize = 1_024;
@@ -47,7 +44,7 @@ pub struct PluginCtx {
     pub(super) cpu_at_deadline: Option<std::time::Duration>,
     /// The guest's stderr, kept in memory so a trap can quote the panic
     /// message. Never forwarded anywhere else.
-    stderr: MemoryOutputPipe,
+    pub(super) stderr: StderrTail,
 }
 
 impl PluginCtx {
@@ -55,7 +52,7 @@ impl PluginCtx {
     /// network, no environment, no arguments, no inherited stdio; stderr is
     /// captured into a small buffer) and a memory cap.
     pub fn new(label: String, memory_limit: usize) -> Self {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let stderr = StderrTail::default();
         let mut table = ResourceTable::new();
         table.set_max_capacity(HOST_RESOURCES);
         PluginCtx {
@@ -86,8 +83,7 @@ impl PluginCtx {
     /// The last line the guest wrote to stderr (a Rust panic message), if
     /// any, limited to what was captured.
     pub(super) fn last_stderr_line(&self) -> Option<String> {
-        let bytes = self.stderr.contents();
-        let text = String::from_utf8_lossy(&bytes);
+        let text = self.stderr.contents();
         text.lines()
             .rev()
             .find(|l| !l.trim().is_empty() && !l.starts_with("note:"))

@@ -213,6 +213,8 @@ impl<W: World> Plugin<W> {
         let data = self.store.data_mut();
         data.logs_this_call = 0;
         data.cpu_at_deadline = None;
+        // A trap quotes what this call printed, not an earlier one.
+        data.stderr.clear();
         data.call_started = start;
         let stamp = self.clock.begin();
         let result = f(&self.exports, &mut self.store);

@@ -33,6 +33,7 @@ mod normalizer;
 pub mod registry;
 pub mod runner;
 pub mod stats;
+mod stderr;
 pub mod wasi;
 
 pub use crate::contract::{PluginKind, WIT_ACCEPTED, WIT_MAJOR, WIT_PACKAGE, WIT_VERSION};

@@ -6,6 +6,7 @@
 //! - `log`: logs through the host and returns one tick;
 //! - `sleep`: `std::thread::sleep` for an hour (a wait in host code);
 //! - `log-flood`: logs 100,000 lines in one call;
+//! - `stderr-flood`: prints 10,000 lines to stderr;
 //! - `huge-output`: returns 200,000 ticks;
 //! - `huge-payload`: returns one tick with a 2 MiB payload;
 //! - `pollables`: creates host resources (WASI pollables) and keeps them,
@@ -71,6 +72,11 @@ impl Guest for Component {
             "trap" => panic!("asked to trap"),
             "log" => log(LogLevel::Warn, "hello from the guest"),
             "sleep" => std::thread::sleep(std::time::Duration::from_secs(3600)),
+            "stderr-flood" => {
+                for i in 0..10_000 {
+                    eprintln!("stderr line {i}");
+                }
+            }
             "log-flood" => {
                 for i in 0..100_000 {
                     log(LogLevel::Info, &format!("line {i}"));
