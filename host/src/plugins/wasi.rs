@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `wasi:filesystem` | no preopened directory: no file can be opened |
 //! | `wasi:sockets` | sockets can be created, every address is refused, no name lookup |
-//! | `wasi:cli` | no arguments, no environment, empty stdin, stdout discarded, stderr kept in a 4 KiB buffer (a Rust panic message is quoted in the trap error) |
+//! | `wasi:cli` | no arguments, no environment, empty stdin, stdout discarded, stderr: the last 4 KiB of each call kept (a Rust panic message is quoted in the trap error), never full |
 //! | `wasi:clocks` | both clocks read zero: time reaches a plugin only as an argument |
 //! | `wasi:clocks/monotonic-clock.subscribe-*` | a zero wait is ready at once; **any other wait traps** with a message that says plugins may not wait |
 //! | `wasi:random` | works |
