@@ -6,9 +6,11 @@
 //! regular file (not a symlink, FIFO or device) named `K*.wasm`, at most
 //! [`MAX_FILE`] bytes; when several match, the last in name order is the
 //! one the role starts with ([`newest_in`]). It polls once a second (works
-//! on every filesystem, and an atomic rename shows up as a change); a file
-//! must keep the same size for two polls, so a copy in progress is not
-//! installed half-written. Reading happens off the async threads.
+//! on every filesystem, and an atomic rename shows up as a change), reading
+//! only each file's size and modification time; a file must keep them for
+//! two polls, so a copy in progress is not installed half-written, and only
+//! then is it read (off the async threads) and, unless its content is what
+//! was installed from it before, installed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,37 +32,58 @@ pub const MAX_FILE: u64 = 32 << 20;
 /// written right after start-up is seen as new.
 pub(super) fn watch(manager: &Arc<PluginManager>, dir: PathBuf, cancel: CancellationToken) {
     let manager = Arc::clone(manager);
-    let mut installed: HashMap<PathBuf, String> = scan(&dir)
-        .into_iter()
-        .map(|(path, bytes)| (path, sha(&bytes)))
-        .collect();
+    // What is there now is handled: the roles started with it.
+    let mut handled: HashMap<PathBuf, Stamp> = stamps(&dir).into_iter().collect();
+    let mut hashes: HashMap<PathBuf, String> = HashMap::new();
     tokio::spawn(async move {
-        let scan_dir = move |dir: PathBuf| async move {
-            tokio::task::spawn_blocking(move || scan(&dir))
-                .await
-                .unwrap_or_default()
-        };
-        let mut sizes: HashMap<PathBuf, u64> = HashMap::new();
+        let mut seen: HashMap<PathBuf, Stamp> = HashMap::new();
         let mut every = tokio::time::interval(POLL);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 _ = every.tick() => {}
             }
-            for (path, bytes) in scan_dir(dir.clone()).await {
-                let size = bytes.len() as u64;
-                if sizes.insert(path.clone(), size) != Some(size) {
+            let dir_now = dir.clone();
+            let now = tokio::task::spawn_blocking(move || stamps(&dir_now))
+                .await
+                .unwrap_or_default();
+            for (path, stamp) in now {
+                if seen.insert(path.clone(), stamp) != Some(stamp) {
                     continue; // still changing, or new: look again next time
                 }
+                if handled.get(&path) == Some(&stamp) {
+                    continue; // unchanged since it was handled
+                }
+                handled.insert(path.clone(), stamp);
+                let file = path.clone();
+                let Ok(Ok(bytes)) = tokio::task::spawn_blocking(move || std::fs::read(file)).await
+                else {
+                    continue;
+                };
+                // Touched but not changed: nothing to install.
                 let hash = sha(&bytes);
-                if installed.get(&path) == Some(&hash) {
+                if hashes.insert(path.clone(), hash.clone()) == Some(hash) {
                     continue;
                 }
-                installed.insert(path.clone(), hash);
                 install(&manager, &path, bytes).await;
             }
         }
     });
+}
+
+/// When a file last changed, as far as polling can tell.
+type Stamp = (u64, Option<std::time::SystemTime>);
+
+/// The plugin files in `dir` with their size and modification time (no
+/// content is read: a poll costs one directory listing).
+fn stamps(dir: &Path) -> Vec<(PathBuf, Stamp)> {
+    files(dir)
+        .into_iter()
+        .filter_map(|p| {
+            let meta = std::fs::metadata(&p).ok()?;
+            Some((p, (meta.len(), meta.modified().ok())))
+        })
+        .collect()
 }
 
 async fn install(manager: &Arc<PluginManager>, path: &Path, bytes: Vec<u8>) {
@@ -122,13 +145,6 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 /// The file of `kind` a role starts with: the last in name order.
 pub fn newest_in(dir: &Path, kind: PluginKind) -> Option<PathBuf> {
     files(dir).into_iter().rfind(|p| kind_of(p) == Some(kind))
-}
-
-fn scan(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    files(dir)
-        .into_iter()
-        .filter_map(|p| std::fs::read(&p).ok().map(|b| (p, b)))
-        .collect()
 }
 
 fn sha(bytes: &[u8]) -> String {
