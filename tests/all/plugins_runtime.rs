@@ -55,9 +55,34 @@ fn repeated_failures_never_stop_the_service() {
 
 #[test]
 fn guest_logs_reach_the_host() {
+    /// Collects what the host logs on this thread.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
     let mut plugin = misbehaving();
-    // `log` calls the host's one granted import; the call must succeed.
-    assert_eq!(plugin.normalize_frame("log").unwrap().ticks.len(), 1);
+    let out = tracing::subscriber::with_default(subscriber, || plugin.normalize_frame("log"));
+    assert_eq!(out.unwrap().ticks.len(), 1);
+    let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = logged
+        .lines()
+        .find(|l| l.contains("hello from the guest"))
+        .unwrap_or_else(|| panic!("the guest's line was not logged: {logged}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("misbehave@0.0.1"), "the line names the plugin: {line}");
 }
 
 #[test]
