@@ -488,9 +488,30 @@ async fn a_file_dropped_in_the_plugin_directory_is_installed() {
         active_version(&host, PluginKind::Normalizer) == "1.1.0"
     })
     .await;
-    // A bad file is refused; the running version stays.
+    // A bad file is looked at, refused (and the refusal announced); the
+    // running version stays.
+    let mut events = host.bus.subscribe(vec![host.bus.channels().plugins()], 64);
     std::fs::write(dir.path().join("health.wasm"), b"garbage").unwrap();
-    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let refused = tokio::time::timeout(SECS, async {
+        loop {
+            let m = events.recv().await.expect("the bus closed");
+            let v: serde_json::Value = serde_json::from_str(&m.payload).unwrap();
+            if v["type"] == "plugin_refused" {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("the watcher never refused the bad file");
+    assert_eq!(refused["kind"], "health");
+    assert!(
+        refused["source"].as_str().unwrap().ends_with("health.wasm"),
+        "{refused}"
+    );
+    assert!(refused["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not a WebAssembly component"));
     assert_eq!(active_version(&host, PluginKind::Health), "1.0.0");
     host.stop().await;
 }

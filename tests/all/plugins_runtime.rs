@@ -82,7 +82,10 @@ fn guest_logs_reach_the_host() {
         .find(|l| l.contains("hello from the guest"))
         .unwrap_or_else(|| panic!("the guest's line was not logged: {logged}"));
     assert!(line.contains("WARN"), "{line}");
-    assert!(line.contains("misbehave@0.0.1"), "the line names the plugin: {line}");
+    assert!(
+        line.contains("misbehave@0.0.1"),
+        "the line names the plugin: {line}"
+    );
 }
 
 #[test]
