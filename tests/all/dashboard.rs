@@ -274,8 +274,6 @@ async fn a_client_that_never_reads_slows_nobody() {
             &serde_json::json!({"type": "feed_status", "seq": i, "pad": big}).to_string(),
         );
     }
-    // The publisher never waited: all were applied.
-    assert!(host.dashboard.counts.feed.load(Ordering::Relaxed) as usize >= n);
     // The fast client keeps getting the latest state (a snapshot if it fell
     // behind), up to the last event.
     let deadline = Instant::now() + SECS;
@@ -301,11 +299,22 @@ async fn a_client_that_never_reads_slows_nobody() {
         BusStats::get(&host.bus.stats().ticks_published) > ticks_before + 100
     })
     .await;
-    // The slow client is behind (events skipped) or was dropped.
-    let metrics = scrape(host.addr).await;
-    let skipped = sample(&metrics, "tickstock_ws_events_lagged_total")
-        + sample(&metrics, "tickstock_ws_clients_dropped_total");
-    assert!(skipped > 0.0 || sample(&metrics, "tickstock_ws_messages_sent_total") > 0.0);
+    // The slow client fell behind: its backlog was skipped, or (once a
+    // send has waited SEND_TIMEOUT) it was dropped. Either is counted.
+    let deadline = Instant::now() + SECS;
+    loop {
+        let metrics = scrape(host.addr).await;
+        let skipped = sample(&metrics, "tickstock_ws_events_lagged_total")
+            + sample(&metrics, "tickstock_ws_clients_dropped_total");
+        if skipped > 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow client was neither skipped nor dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     host.stop().await;
 }
 
