@@ -332,21 +332,30 @@ async fn two_hundred_clients_all_get_live_health() {
     let mut tasks = Vec::new();
     for mut c in clients {
         tasks.push(tokio::spawn(async move {
-            // Each client sees a snapshot, then a health event.
-            let mut health = 0;
-            while health == 0 {
-                let msg: serde_json::Value =
-                    serde_json::from_str(&c.next().await.unwrap().unwrap().into_text().unwrap())
-                        .unwrap();
+            // Each client sees a snapshot first, then health events.
+            let mut next = async || -> serde_json::Value {
+                let text = c.next().await.unwrap().unwrap().into_text().unwrap();
+                serde_json::from_str(&text).unwrap()
+            };
+            let first = next().await;
+            loop {
+                let msg = next().await;
                 if msg["kind"] == "health" {
-                    health += 1;
+                    return (first, msg);
                 }
             }
-            health
         }));
     }
+    let session = host.process.session_id.clone();
     for t in tasks {
-        assert_eq!(tokio::time::timeout(SECS, t).await.unwrap().unwrap(), 1);
+        let (first, health) = tokio::time::timeout(SECS, t).await.unwrap().unwrap();
+        assert_eq!(first["kind"], "snapshot", "{first}");
+        assert_eq!(
+            health["event"]["health"]["session_id"],
+            session.as_str(),
+            "{health}"
+        );
+        assert_eq!(health["api_status"], "online", "{health}");
     }
     host.stop().await;
 }
