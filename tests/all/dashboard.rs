@@ -260,7 +260,7 @@ async fn a_client_that_never_reads_slows_nobody() {
     let _slow = ws_client(host.addr).await; // connected, never read
     let mut fast = ws_client(host.addr).await;
     let snapshot: serde_json::Value =
-        serde_json::from_str(&fast.next().await.unwrap().unwrap().into_text().unwrap()).unwrap();
+        serde_json::from_str(&helpers::next_text(&mut fast).await).unwrap();
     assert_eq!(snapshot["kind"], "snapshot");
 
     // Flood the dashboard with large events: far more than the slow
@@ -279,8 +279,7 @@ async fn a_client_that_never_reads_slows_nobody() {
     let deadline = Instant::now() + SECS;
     loop {
         let msg: serde_json::Value =
-            serde_json::from_str(&fast.next().await.unwrap().unwrap().into_text().unwrap())
-                .unwrap();
+            serde_json::from_str(&helpers::next_text(&mut fast).await).unwrap();
         let seq = if msg["kind"] == "snapshot" {
             &msg["status"]["feed"]["seq"]
         } else {
@@ -334,7 +333,7 @@ async fn two_hundred_clients_all_get_live_health() {
         tasks.push(tokio::spawn(async move {
             // Each client sees a snapshot first, then health events.
             let mut next = async || -> serde_json::Value {
-                let text = c.next().await.unwrap().unwrap().into_text().unwrap();
+                let text = helpers::next_text(&mut c).await;
                 serde_json::from_str(&text).unwrap()
             };
             let first = next().await;
@@ -424,7 +423,7 @@ async fn the_websocket_caps_clients_messages_and_origins() {
     assert!(a_end.is_ok(), "the oversized sender was not closed");
     let update = tokio::time::timeout(SECS, async {
         loop {
-            let m = b.next().await.unwrap().unwrap();
+            let m = helpers::next_message(&mut b).await;
             if m.to_text().unwrap_or("").contains("\"health\"") {
                 return;
             }

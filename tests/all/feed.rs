@@ -201,7 +201,7 @@ async fn max_connections_backs_off_instead_of_fighting() {
     feed.collect(10, SECS).await;
     // Someone else connects with the same key.
     let (mut other, _) = tokio_tungstenite::connect_async(sim.url()).await.unwrap();
-    other.next().await.unwrap().unwrap();
+    helpers::next_message(&mut other).await;
     other
         .send(Message::text(r#"{"action":"auth","params":"shared-key"}"#))
         .await
@@ -313,7 +313,7 @@ async fn simulator_speaks_the_protocol() {
 
     // Wrong key.
     let (mut ws, _) = tokio_tungstenite::connect_async(sim.url()).await.unwrap();
-    let hello = ws.next().await.unwrap().unwrap().into_text().unwrap();
+    let hello = helpers::next_text(&mut ws).await;
     assert_eq!(
         hello.as_str(),
         r#"[{"ev":"status","status":"connected","message":"Connected Successfully"}]"#
@@ -321,7 +321,7 @@ async fn simulator_speaks_the_protocol() {
     ws.send(Message::text(r#"{"action":"auth","params":"bad"}"#))
         .await
         .unwrap();
-    let refused = ws.next().await.unwrap().unwrap().into_text().unwrap();
+    let refused = helpers::next_text(&mut ws).await;
     assert!(
         refused.contains("auth_failed") && refused.contains("authentication failed"),
         "{refused}"
@@ -329,22 +329,22 @@ async fn simulator_speaks_the_protocol() {
 
     // Right key, wildcard subscription, per-topic ack, trades for many symbols.
     let (mut first, _) = tokio_tungstenite::connect_async(sim.url()).await.unwrap();
-    first.next().await.unwrap().unwrap();
+    helpers::next_message(&mut first).await;
     first
         .send(Message::text(r#"{"action":"auth","params":"good"}"#))
         .await
         .unwrap();
-    let ok = first.next().await.unwrap().unwrap().into_text().unwrap();
+    let ok = helpers::next_text(&mut first).await;
     assert!(ok.contains("auth_success"), "{ok}");
     first
         .send(Message::text(r#"{"action":"subscribe","params":"T.*"}"#))
         .await
         .unwrap();
-    let ack = first.next().await.unwrap().unwrap().into_text().unwrap();
+    let ack = helpers::next_text(&mut first).await;
     assert!(ack.contains(r#""message":"subscribed to: T.*""#), "{ack}");
     let mut symbols = std::collections::HashSet::new();
     while symbols.len() < 10 {
-        let frame = first.next().await.unwrap().unwrap().into_text().unwrap();
+        let frame = helpers::next_text(&mut first).await;
         let events: Vec<serde_json::Value> = serde_json::from_str(&frame).unwrap();
         for e in events {
             assert_eq!(e["ev"], "T");
@@ -356,19 +356,22 @@ async fn simulator_speaks_the_protocol() {
 
     // A second connection with the same key evicts the first.
     let (mut second, _) = tokio_tungstenite::connect_async(sim.url()).await.unwrap();
-    second.next().await.unwrap().unwrap();
+    helpers::next_message(&mut second).await;
     second
         .send(Message::text(r#"{"action":"auth","params":"good"}"#))
         .await
         .unwrap();
     let mut evicted = false;
-    while let Some(Ok(msg)) = first.next().await {
-        if let Message::Text(t) = msg {
-            if t.contains("max_connections") {
-                evicted = true;
+    let read = tokio::time::timeout(SECS, async {
+        while let Some(Ok(msg)) = first.next().await {
+            if let Message::Text(t) = msg {
+                if t.contains("max_connections") {
+                    evicted = true;
+                }
             }
         }
-    }
+    });
+    read.await.expect("the evicted connection was never closed");
     assert!(evicted, "the first connection was not told max_connections");
     assert_eq!(SimulatorStats::get(&sim.stats().evictions), 1);
 }

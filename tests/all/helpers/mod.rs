@@ -44,3 +44,35 @@ pub fn free_port() -> u16 {
 pub fn prefix(test: &str) -> String {
     format!("t{}-{}", std::process::id(), test)
 }
+
+/// The next WebSocket message, failing the test after 20 s instead of
+/// hanging.
+pub async fn next_message<S>(ws: &mut S) -> tokio_tungstenite::tungstenite::Message
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    tokio::time::timeout(Duration::from_secs(20), ws.next())
+        .await
+        .expect("no WebSocket message within 20 s")
+        .expect("the WebSocket closed")
+        .expect("a WebSocket error")
+}
+
+/// The next WebSocket message as text (see [`next_message`]).
+pub async fn next_text<S>(ws: &mut S) -> String
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    next_message(ws).await.into_text().unwrap().to_string()
+}
