@@ -357,10 +357,26 @@ async fn ingest_and_process_restart_independently_and_sigterm_stops_the_session(
         consumer.count(&ch.health()) >= h + 3
     })
     .await;
-    // And a restarted ingest feeds the same session.
+    // And a restarted ingest feeds the same session: its health shows the
+    // ticks flowing again, healthy, and no new session started.
     let _ingest = role("ingest", &redis.url(), &prefix, &[]);
     let t = consumer.count(&ch.ticks());
     wait_until("ticks again", SECS, || consumer.count(&ch.ticks()) > t + 50).await;
+    let h = consumer.count(&ch.health());
+    wait_until("the same session's health sees the ticks", SECS, || {
+        consumer.on(&ch.health()).iter().skip(h).any(|e| {
+            let health = &e.json["health"];
+            health["session_id"] == sessions[1].as_str()
+                && health["status"] == "healthy"
+                && health["ticks_per_second"].as_f64().unwrap_or(0.0) > 0.0
+        })
+    })
+    .await;
+    assert_eq!(
+        consumer.count(&ch.session_started()),
+        2,
+        "a new session started"
+    );
 
     // SIGTERM publishes session_stopped before the process exits.
     process.signal("-TERM");
