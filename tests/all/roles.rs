@@ -251,6 +251,16 @@ async fn a_redis_outage_degrades_health_and_publishing_resumes() {
         })
     })
     .await;
+    // And health returns to healthy once the bus is back.
+    let seen = consumer.count(&ch.health());
+    wait_until("healthy again", SECS, || {
+        consumer
+            .on(&ch.health())
+            .iter()
+            .skip(seen)
+            .any(|h| h.json["health"]["status"] == "healthy")
+    })
+    .await;
     let pipeline = host.ingest.pipeline.clone();
     host.stop().await;
     // Every tick the normalizer produced was published, dropped (buffer
