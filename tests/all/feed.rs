@@ -224,6 +224,12 @@ async fn max_connections_backs_off_instead_of_fighting() {
         "reconnect storm"
     );
     assert_eq!(feed.stats.state(), FeedState::Disconnected);
+    // It does come back once the floor has passed (and, being the newer
+    // connection now, evicts the other one).
+    wait_until("a reconnect after the floor", SECS, || {
+        FeedStats::get(&stats.connect_attempts) == 2
+    })
+    .await;
     feed.cancel.cancel();
 }
 
