@@ -434,6 +434,20 @@ mod tests {
     }
 
     #[test]
+    fn stale_health_is_offline() {
+        // Fresh for three intervals, at least a second.
+        let s = DashboardState::new(Duration::from_millis(100));
+        s.apply(EventKind::Health, HEALTH_OF_B);
+        assert_eq!(s.status()["status"], "online");
+        std::thread::sleep(Duration::from_millis(1_100));
+        let st = s.status();
+        assert_eq!(st["status"], "offline", "{st}");
+        assert!(st["health_age_seconds"].as_f64().unwrap() >= 1.0);
+        // The session is still shown; only its health is stale.
+        assert_eq!(st["session"]["session_id"], "b");
+    }
+
+    #[test]
     fn plugin_status_is_kept_only_for_the_two_kinds() {
         let s = DashboardState::new(Duration::from_secs(10));
         for kind in ["normalizer", "health", "x1", "x2", "x3"] {
