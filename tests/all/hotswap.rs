@@ -338,6 +338,18 @@ async fn a_faulty_normalizer_is_dead_lettered_and_rolled_back(
             .any(|e| e.json["type"] == "plugin_rolled_back" && e.json["automatic"] == true)
     })
     .await;
+    // Every failed frame reaches the dead-letter channel (the last ones
+    // may still be on their way when the rollback is announced).
+    let errors = || {
+        host.ingest
+            .pipeline
+            .plugin_errors
+            .load(std::sync::atomic::Ordering::Relaxed) as usize
+    };
+    wait_until("every failed frame dead-lettered", SECS, || {
+        consumer.count(&ch.deadletter()) == errors()
+    })
+    .await;
     let letters = consumer.on(&ch.deadletter());
     assert!(letters.len() >= 3, "{} dead letters", letters.len());
     let letter_schema = helpers::schema("deadletter.json");
@@ -357,11 +369,7 @@ async fn a_faulty_normalizer_is_dead_lettered_and_rolled_back(
     let actions: Vec<&str> = history.iter().map(|h| h.action.as_str()).collect();
     assert_eq!(actions, vec!["loaded", "installed", "auto_rolled_back"]);
     assert!(history[2].reason.as_deref().unwrap().contains("failed"));
-    let errors = host
-        .ingest
-        .pipeline
-        .plugin_errors
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let errors = errors() as u64;
     assert_eq!(
         errors as usize,
         letters.len(),

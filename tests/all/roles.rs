@@ -227,6 +227,13 @@ async fn a_redis_outage_degrades_health_and_publishing_resumes() {
     redis.kill();
     let stats = host.bus.stats().clone();
     wait_until("the bus notices", SECS, || !stats.is_connected()).await;
+    // Not ready while the bus is down.
+    let ready = reqwest::get(format!("http://{}/readyz", host.addr))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["bus_connected"], false, "{body}");
     // Long enough for the 300-message buffer to overflow at 300 ticks/s.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert!(

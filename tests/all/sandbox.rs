@@ -541,3 +541,46 @@ fn a_plugin_may_print_to_stderr_without_end_and_a_panic_is_still_quoted() {
     let err = plugin.normalize_frame("trap").unwrap_err();
     assert!(err.to_string().contains("asked to trap"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_plugin_whose_report_fails_gives_error_events_then_is_rolled_back() {
+    let (redis, ch, consumer) = helpers::redis_and_consumer("report-fails").await;
+    // Ticks of REPORT_SLEEP arm the faulty version's report to sleep.
+    let universe = ["AAPL", "MSFT", "REPORT_SLEEP"];
+    let sim = recording_simulator(300.0, &universe).await;
+    let host = host_with(&sim, ch.prefix(), Some(redis.url()), &universe).await;
+    helpers::wait_until("health flowing", BOUND, || {
+        consumer.count(&ch.health()) >= 1
+    })
+    .await;
+    helpers::install(&host, "health", guests::health_faults()).await;
+    // Its reports fail: one error event per interval, the required
+    // metrics at zero, the reason says why.
+    helpers::wait_until("an error health event", BOUND, || {
+        consumer.on(&ch.health()).iter().any(|h| {
+            let health = &h.json["health"];
+            health["status"] == "error"
+                && health["reason"].as_str().is_some_and(|r| {
+                    r.contains("health plugin failed") && r.contains("may not sleep")
+                })
+                && health["active_symbols"] == 0
+                && health["ticks_per_second"] == 0
+        })
+    })
+    .await;
+    // Three failures: rolled back, and healthy again.
+    helpers::wait_until("rolled back", BOUND * 3, || {
+        active_version(&host, PluginKind::Health) == "1.0.0"
+    })
+    .await;
+    let seen = consumer.count(&ch.health());
+    helpers::wait_until("healthy again", BOUND, || {
+        consumer
+            .on(&ch.health())
+            .iter()
+            .skip(seen)
+            .any(|h| h.json["health"]["status"] == "healthy")
+    })
+    .await;
+    host.stop().await;
+}

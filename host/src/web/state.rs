@@ -434,6 +434,17 @@ mod tests {
     }
 
     #[test]
+    fn a_late_stop_of_an_old_session_leaves_the_current_one_online() {
+        let s = DashboardState::new(Duration::from_secs(10));
+        s.apply(EventKind::SessionStarted, r#"{"type":"streaming_session_started","session":{"session_id":"b","universe":"u","symbol_count":2,"start_time":"t","status":"active"},"timestamp":"t"}"#);
+        s.apply(EventKind::Health, HEALTH_OF_B);
+        s.apply(EventKind::SessionStopped, r#"{"type":"streaming_session_stopped","session":{"session_id":"a","status":"stopped"}}"#);
+        let st = s.status();
+        assert_eq!(st["status"], "online", "{st}");
+        assert_eq!(st["session"]["session_id"], "b");
+    }
+
+    #[test]
     fn stale_health_is_offline() {
         // Fresh for three intervals, at least a second.
         let s = DashboardState::new(Duration::from_millis(100));
