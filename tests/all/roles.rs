@@ -782,3 +782,28 @@ async fn a_subscription_redis_drops_is_renewed_and_reported() {
     .await;
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_separate_process_role_sees_the_feed_through_the_ingest_role() {
+    let (_redis, ch, consumer, ingest, _process) = split_roles("remote-feed").await;
+    // Healthy, with the feed state learned from `PREFIX:feed`.
+    wait_until("healthy health from the split roles", SECS, || {
+        consumer
+            .on(&ch.health())
+            .iter()
+            .any(|h| h.json["health"]["status"] == "healthy")
+    })
+    .await;
+    // Without the ingest role, its feed state goes stale and health says so.
+    drop(ingest);
+    wait_until("the missing ingest role reported", SECS, || {
+        consumer.on(&ch.health()).iter().any(|h| {
+            h.json["health"]["status"] != "healthy"
+                && h.json["health"]["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("no feed status from the ingest role")
+        })
+    })
+    .await;
+}
