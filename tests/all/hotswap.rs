@@ -211,7 +211,11 @@ async fn twenty_swaps_under_load_deliver_every_tick_exactly_once_in_order() {
         .await;
         assert_eq!(code, 200, "swap {i}: {reply}");
         assert_eq!(reply["installed"]["version"], *version);
-        pauses.push(reply["installed"]["pause_us"].as_u64().unwrap());
+        pauses.push(
+            reply["installed"]["pause_us"]
+                .as_u64()
+                .expect("a pause in µs"),
+        );
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let got = helpers::assert_delivered_exactly_once(&sim, &consumer, &ch.ticks()).await;
@@ -240,12 +244,9 @@ async fn twenty_swaps_under_load_deliver_every_tick_exactly_once_in_order() {
         totals.windows(2).all(|w| w[1] >= w[0]),
         "total_ticks reset across a swap: {totals:?}"
     );
-    pauses.sort_unstable();
-    println!(
-        "swap pause on the hot path, µs: median {} max {}",
-        pauses[pauses.len() / 2],
-        pauses[pauses.len() - 1]
-    );
+    // Every swap reported how long the hot path paused (what it costs is
+    // measured by `cargo bench --bench swap`, not asserted here).
+    assert_eq!(pauses.len(), 24);
     host.stop().await;
 }
 
