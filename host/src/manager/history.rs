@@ -28,6 +28,10 @@ pub struct VersionSummary {
     pub source: String,
 }
 
+/// Versions kept per kind for rollback: each holds compiled code, so an
+/// operator who swaps every minute must not grow the host for ever.
+pub const KEPT: usize = 16;
+
 /// Per kind, the versions that went live.
 #[derive(Default)]
 pub struct History {
@@ -36,13 +40,28 @@ pub struct History {
 
 impl History {
     /// Records that `version` went live.
+    /// Records that `version` went live (the oldest beyond [`KEPT`] is
+    /// forgotten).
     pub fn push(&self, version: Version) {
         if let Ok(mut stacks) = self.stacks.lock() {
-            stacks
-                .entry(version.component.kind)
-                .or_default()
-                .push(version);
+            let stack = stacks.entry(version.component.kind).or_default();
+            stack.push(version);
+            if stack.len() > KEPT {
+                stack.remove(0);
+            }
         }
+    }
+
+    /// A component of `kind` with this hash that already went live, so an
+    /// install of the same bytes need not compile or load them again.
+    pub fn component(&self, kind: PluginKind, sha256: &str) -> Option<Arc<LoadedComponent>> {
+        let stacks = self.stacks.lock().ok()?;
+        stacks
+            .get(&kind)?
+            .iter()
+            .rev()
+            .find(|v| v.component.sha256 == sha256)
+            .map(|v| v.component.clone())
     }
 
     /// The version before the active one of `kind`, if there is one.
@@ -80,5 +99,37 @@ impl History {
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::{embedded, Limits, PluginEngine};
+
+    #[test]
+    fn the_stack_keeps_the_last_versions_only() {
+        let engine = PluginEngine::new(Limits::default(), None).unwrap();
+        let component = Arc::new(
+            engine
+                .load(PluginKind::Normalizer, embedded::NORMALIZER)
+                .unwrap(),
+        );
+        let history = History::default();
+        for i in 0..(KEPT + 5) {
+            history.push(Version {
+                component: component.clone(),
+                source: format!("v{i}"),
+            });
+        }
+        let kept = history.summary(PluginKind::Normalizer);
+        assert_eq!(kept.len(), KEPT);
+        assert_eq!(kept[0].source, "v5");
+        assert!(history
+            .component(PluginKind::Normalizer, &component.sha256)
+            .is_some());
+        assert!(history
+            .component(PluginKind::Health, &component.sha256)
+            .is_none());
     }
 }

@@ -212,6 +212,18 @@ impl PluginManager {
         if !self.runs(kind) {
             return Err(InstallError::NotHere(kind));
         }
+        // The same bytes again (a swap back and forth): reuse what is
+        // loaded, rather than a second copy of the compiled code. (Hashing
+        // a large component takes a while: off the async threads.)
+        let (bytes, sha) = tokio::task::spawn_blocking(move || {
+            let sha = sha256_hex(&bytes);
+            (bytes, sha)
+        })
+        .await
+        .map_err(|_| InstallError::Stopped(kind))?;
+        if let Some(known) = self.history.component(kind, &sha) {
+            return Ok(known);
+        }
         let engine = self.engine.clone();
         let component = tokio::task::spawn_blocking(move || engine.load(kind, &bytes))
             .await
@@ -360,4 +372,10 @@ impl PluginManager {
     ) {
         watch::watch(self, dir, cancel);
     }
+}
+
+/// The hex SHA-256 of `bytes`.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }

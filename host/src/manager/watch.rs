@@ -56,12 +56,16 @@ pub(super) fn watch(manager: &Arc<PluginManager>, dir: PathBuf, cancel: Cancella
                 }
                 handled.insert(path.clone(), stamp);
                 let file = path.clone();
-                let Ok(Ok(bytes)) = tokio::task::spawn_blocking(move || std::fs::read(file)).await
-                else {
+                let read = tokio::task::spawn_blocking(move || {
+                    std::fs::read(file).map(|bytes| {
+                        let hash = super::sha256_hex(&bytes);
+                        (bytes, hash)
+                    })
+                });
+                let Ok(Ok((bytes, hash))) = read.await else {
                     continue;
                 };
                 // Touched but not changed: nothing to install.
-                let hash = sha(&bytes);
                 if hashes.insert(path.clone(), hash.clone()) == Some(hash) {
                     continue;
                 }
@@ -145,9 +149,4 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 /// The file of `kind` a role starts with: the last in name order.
 pub fn newest_in(dir: &Path, kind: PluginKind) -> Option<PathBuf> {
     files(dir).into_iter().rfind(|p| kind_of(p) == Some(kind))
-}
-
-fn sha(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
 }
