@@ -75,6 +75,8 @@ pub struct HistoryEntry {
 
 /// Incidents kept for health reports.
 const INCIDENTS_KEPT: usize = 16;
+/// History entries kept per kind (a swap a minute must not grow the host).
+const HISTORY_KEPT: usize = 256;
 
 /// Active plugins and their history, shared by the roles of one process,
 /// and the incidents of their threads (abandoned calls).
@@ -107,6 +109,9 @@ impl PluginRegistry {
                 Some((active, history)) => {
                     *active = plugin;
                     history.push(entry);
+                    if history.len() > HISTORY_KEPT {
+                        history.remove(0);
+                    }
                 }
                 None => {
                     slots.insert(kind, (plugin, vec![entry]));
