@@ -259,15 +259,11 @@ async fn a_redis_outage_degrades_health_and_publishing_resumes() {
     })
     .await;
     // And health returns to healthy once the bus is back.
-    let seen = consumer.count(&ch.health());
-    wait_until("healthy again", SECS, || {
-        consumer
-            .on(&ch.health())
-            .iter()
-            .skip(seen)
-            .any(|h| h.json["health"]["status"] == "healthy")
-    })
-    .await;
+    consumer
+        .wait_for_new(&ch.health(), "healthy again", SECS, |h| {
+            h["health"]["status"] == "healthy"
+        })
+        .await;
     let pipeline = host.ingest.pipeline.clone();
     host.stop().await;
     // Every tick the normalizer produced was published, dropped (buffer
@@ -357,15 +353,11 @@ async fn ingest_and_process_restart_independently_and_sigterm_stops_the_session(
         })
         .collect();
     assert_ne!(sessions[0], sessions[1]);
-    let health_before = consumer.count(&ch.health());
-    wait_until("health from the new session", SECS, || {
-        consumer
-            .on(&ch.health())
-            .iter()
-            .skip(health_before)
-            .any(|h| h.json["health"]["session_id"] == sessions[1].as_str())
-    })
-    .await;
+    consumer
+        .wait_for_new(&ch.health(), "health from the new session", SECS, |h| {
+            h["health"]["session_id"] == sessions[1].as_str()
+        })
+        .await;
 
     // Killing ingest does not stop process: health keeps coming.
     drop(_ingest);
@@ -379,16 +371,15 @@ async fn ingest_and_process_restart_independently_and_sigterm_stops_the_session(
     let _ingest = role("ingest", &redis.url(), &prefix, &[]);
     let t = consumer.count(&ch.ticks());
     wait_until("ticks again", SECS, || consumer.count(&ch.ticks()) > t + 50).await;
-    let h = consumer.count(&ch.health());
-    wait_until("the same session's health sees the ticks", SECS, || {
-        consumer.on(&ch.health()).iter().skip(h).any(|e| {
-            let health = &e.json["health"];
+    let same_session = "the same session's health sees the ticks";
+    consumer
+        .wait_for_new(&ch.health(), same_session, SECS, |e| {
+            let health = &e["health"];
             health["session_id"] == sessions[1].as_str()
                 && health["status"] == "healthy"
                 && health["ticks_per_second"].as_f64().unwrap_or(0.0) > 0.0
         })
-    })
-    .await;
+        .await;
     assert_eq!(
         consumer.count(&ch.session_started()),
         2,

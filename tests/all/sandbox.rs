@@ -573,14 +573,10 @@ async fn a_health_plugin_whose_report_fails_gives_error_events_then_is_rolled_ba
         active_version(&host, PluginKind::Health) == "1.0.0"
     })
     .await;
-    let seen = consumer.count(&ch.health());
-    helpers::wait_until("healthy again", BOUND, || {
-        consumer
-            .on(&ch.health())
-            .iter()
-            .skip(seen)
-            .any(|h| h.json["health"]["status"] == "healthy")
-    })
-    .await;
+    consumer
+        .wait_for_new(&ch.health(), "healthy again", BOUND, |h| {
+            h["health"]["status"] == "healthy"
+        })
+        .await;
     host.stop().await;
 }

@@ -163,6 +163,22 @@ impl Consumer {
         self.seen.lock().unwrap().clone()
     }
 
+    /// Waits (at most `timeout`) for a message on `channel`, arriving from
+    /// now on, that `matches`; panics with `what` on timeout.
+    pub async fn wait_for_new(
+        &self,
+        channel: &str,
+        what: &str,
+        timeout: Duration,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) {
+        let seen = self.count(channel);
+        super::wait_until(what, timeout, || {
+            self.on(channel).iter().skip(seen).any(|m| matches(&m.json))
+        })
+        .await;
+    }
+
     /// How many messages were seen on `channel`.
     pub fn count(&self, channel: &str) -> usize {
         self.seen
