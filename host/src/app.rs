@@ -50,6 +50,11 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     if !(1..=100_000).contains(&args.batch) {
         anyhow::bail!("--batch must be between 1 and 100000, got {}", args.batch);
     }
+    let huge_frame_every = match (args.huge_frame_every, args.huge_frame_mib) {
+        (Some(every), Some(mib @ 1..=1024)) => Some((every, mib << 20)),
+        (Some(_), Some(mib)) => anyhow::bail!("--huge-frame-mib must be between 1 and 1024, got {mib}"),
+        _ => None,
+    };
     let config = SimulatorConfig {
         key: args.key,
         rate: args.rate,
@@ -60,7 +65,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             drop_every: args.drop_every,
             malformed_every: args.malformed_every,
             auth_delay: std::time::Duration::from_millis(args.auth_delay_ms),
-            huge_frame_every: None,
+            huge_frame_every,
         },
         ..Default::default()
     };

@@ -173,6 +173,13 @@ pub struct SimulateArgs {
     /// Fault injection: send junk frames after every N data frames.
     #[arg(long, value_name = "N")]
     pub malformed_every: Option<u64>,
+    /// Fault injection: after every N data frames, also send one frame of
+    /// `--huge-frame-mib` MiB.
+    #[arg(long, value_name = "N", requires = "huge_frame_mib")]
+    pub huge_frame_every: Option<u64>,
+    /// Size of the frames `--huge-frame-every` sends.
+    #[arg(long, value_name = "MIB", requires = "huge_frame_every")]
+    pub huge_frame_mib: Option<usize>,
     /// Fault injection: delay the answer to `auth` by this many milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub auth_delay_ms: u64,

@@ -118,7 +118,8 @@ async fn the_page_shows_live_data_in_a_real_browser() {
                 .contains(&text(&client, "status").await.as_str())
             && number(&client, "active-symbols").await > 0.0
             && number(&client, "tps").await > 0.0
-            && text(&client, "conn").await == "live";
+            && text(&client, "conn").await == "live"
+            && text(&client, "api-status").await == "online";
         if ok {
             break;
         }
@@ -162,6 +163,29 @@ async fn the_page_shows_live_data_in_a_real_browser() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The label follows the status API's rule, not "any health event":
+    // once the session stopped it reads offline although health events
+    // (of the stopped session) keep arriving.
+    let stopped = serde_json::json!({
+        "type": "streaming_session_stopped",
+        "session": {"session_id": session, "status": "stopped"},
+        "timestamp": chrono::Utc::now().to_rfc3339(),
+    });
+    host.bus
+        .publish_to(&host.bus.channels().session_stopped(), stopped.to_string());
+    let health_seen = host.dashboard.counts.health.load(Ordering::Relaxed);
+    let deadline = Instant::now() + SECS;
+    while text(&client, "api-status").await != "offline"
+        || host.dashboard.counts.health.load(Ordering::Relaxed) <= health_seen
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the label did not follow the session's stop"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(text(&client, "api-status").await, "offline");
+
     let errors = client
         .execute("return window.__errors;", vec![])
         .await

@@ -526,6 +526,50 @@ async fn a_file_dropped_in_the_plugin_directory_is_installed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_still_being_written_is_installed_only_once_it_settles() {
+    let sim = recording_simulator(200.0, &SYMBOLS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sim_config(&sim, &helpers::prefix("settle"), None, &SYMBOLS);
+    config.plugins.dir = Some(dir.path().to_path_buf());
+    let host = TestHost::start(&config).await;
+    let mut events = host.bus.subscribe(vec![host.bus.channels().plugins()], 64);
+    // Written in place, slowly (a copy over a slow link): the size changes
+    // between every two polls for about three seconds. Reading it before it
+    // settles would refuse a truncated component.
+    let bytes = guests::normalizer_next();
+    let path = dir.path().join("normalizer.wasm");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut file = std::fs::File::create(path).unwrap();
+        let chunk = bytes.len().div_ceil(12);
+        for part in bytes.chunks(chunk) {
+            file.write_all(part).unwrap();
+            file.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+    let first = tokio::time::timeout(SECS, async {
+        loop {
+            let m = events.recv().await.expect("the bus closed");
+            let v: serde_json::Value = serde_json::from_str(&m.payload).unwrap();
+            if v["type"] == "plugin_installed" || v["type"] == "plugin_refused" {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("the watcher never acted on the file");
+    writer.join().unwrap();
+    assert_eq!(
+        first["type"], "plugin_installed",
+        "a half-written file was read: {first}"
+    );
+    assert_eq!(first["kind"], "normalizer");
+    assert_eq!(active_version(&host, PluginKind::Normalizer), "1.1.0");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_lists_installs_and_rolls_back() {
     let sim = recording_simulator(200.0, &SYMBOLS).await;
     let host = host_with(&sim, &helpers::prefix("cli"), None, &SYMBOLS).await;

@@ -10,5 +10,7 @@ mod hotswap;
 mod plugins_health;
 mod plugins_normalizer;
 mod plugins_runtime;
+#[path = "../common/redis_server.rs"]
+mod redis_server;
 mod roles;
 mod sandbox;

@@ -533,9 +533,22 @@ async fn a_redis_stall_past_the_command_timeout_publishes_no_tick_twice() {
         consumer.count(&ch.ticks()) > before + 300
     })
     .await;
-    sim.cancel_token().cancel();
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    sim.shutdown().await;
     let sent = sim.stats().sent_trades();
+    let lost = || {
+        BusStats::get(&stats.ticks_unconfirmed)
+            + BusStats::get(&stats.ticks_dropped)
+            + host
+                .feed
+                .frames_dropped_queue_full
+                .load(std::sync::atomic::Ordering::Relaxed)
+                * 10
+    };
+    // Every trade sent is either on the channel or counted lost.
+    wait_until("every trade published or counted", SECS, || {
+        consumer.count(&ch.ticks()) as u64 + lost() >= sent.len() as u64
+    })
+    .await;
     let got = consumer.on(&ch.ticks());
     // What arrived is the simulator's log with gaps: never a tick twice,
     // never out of order.
@@ -556,13 +569,7 @@ async fn a_redis_stall_past_the_command_timeout_publishes_no_tick_twice() {
         next += at + 1;
     }
     let missing = (sent.len() - got.len()) as u64;
-    let lost = BusStats::get(&stats.ticks_unconfirmed)
-        + BusStats::get(&stats.ticks_dropped)
-        + host
-            .feed
-            .frames_dropped_queue_full
-            .load(std::sync::atomic::Ordering::Relaxed)
-            * 10;
+    let lost = lost();
     assert!(
         missing <= lost,
         "{missing} ticks missing, but only {lost} counted as unconfirmed or dropped"
@@ -796,5 +803,97 @@ async fn a_separate_process_role_sees_the_feed_through_the_ingest_role() {
                     .contains("no feed status from the ingest role")
         })
     })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_roles_each_install_their_own_kind_from_the_plugin_directory() {
+    let (redis, ch, consumer) = helpers::redis_and_consumer("split-dir").await;
+    // One directory shared by both roles, as on a host that runs them side
+    // by side: each installs only the kind it runs.
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let _ingest = role("ingest", &redis.url(), ch.prefix(), &["--plugin-dir", dir_arg]);
+    let _process = role(
+        "process",
+        &redis.url(),
+        ch.prefix(),
+        &["--health-interval", "0.5", "--plugin-dir", dir_arg],
+    );
+    wait_until("ticks and health", SECS, || {
+        consumer.count(&ch.ticks()) > 50 && consumer.count(&ch.health()) >= 2
+    })
+    .await;
+    assert!(
+        consumer
+            .on(&ch.ticks())
+            .iter()
+            .all(|t| t.json.get("sequence").is_none()),
+        "the 1.0.0 normalizer has no sequence field"
+    );
+
+    std::fs::write(
+        dir.path().join("normalizer.wasm"),
+        helpers::guests::normalizer_next(),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("health.wasm"), helpers::guests::health_next()).unwrap();
+    consumer
+        .wait_for_new(&ch.ticks(), "the ingest role's new normalizer", SECS, |t| {
+            t.get("sequence").is_some()
+        })
+        .await;
+    consumer
+        .wait_for_new(&ch.health(), "the process role's new health", SECS, |h| {
+            h["health"].get("symbols_seen_total").is_some()
+        })
+        .await;
+    let installed: Vec<String> = consumer
+        .on(&ch.plugins())
+        .iter()
+        .filter(|e| e.json["type"] == "plugin_installed")
+        .map(|e| e.json["kind"].as_str().unwrap().to_string())
+        .collect();
+    let mut kinds = installed.clone();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["health", "normalizer"],
+        "each role installs its own kind once: {installed:?}"
+    );
+}
+
+/// A host with Redis and ticks flowing, whose publishing `kill` ends as a
+/// panic would: the host must stop by itself with an error saying why
+/// (a non-zero exit for the binary), not run on dropping every tick.
+async fn a_dead_publisher_stops_the_host(test: &str, kill: fn(&TestHost), why: &str) {
+    let (_redis, ch, consumer) = helpers::redis_and_consumer(test).await;
+    let sim = helpers::recording_simulator(1_000.0, &helpers::SYMBOLS).await;
+    let config = helpers::sim_config(&sim, ch.prefix(), Some(_redis.url()), &helpers::SYMBOLS);
+    let host = TestHost::start(&config).await;
+    wait_until("ticks flowing", SECS, || consumer.count(&ch.ticks()) > 100).await;
+    kill(&host);
+    let ended = host.stopped_by_itself(SECS).await;
+    let err = format!("{:#}", ended.expect_err("the host went on without a publisher"));
+    assert!(err.contains(why), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_publisher_stops_the_host_with_an_error() {
+    a_dead_publisher_stops_the_host(
+        "dead-redis-publisher",
+        |host| host.bus.kill_publisher(),
+        "the Redis publisher stopped",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_tick_publisher_stops_the_pipeline_and_the_host_with_an_error() {
+    a_dead_publisher_stops_the_host(
+        "dead-tick-publisher",
+        |host| host.ingest.kill_publisher(),
+        "pipeline",
+    )
     .await;
 }

@@ -45,6 +45,8 @@ struct Inner {
     channels: Channels,
     ticks: Arc<str>,
     cancel: CancellationToken,
+    /// Cancelled if the Redis publisher task died.
+    publisher_died: CancellationToken,
 }
 
 /// A handle to the bus; cheap to clone.
@@ -76,18 +78,21 @@ impl Bus {
     pub fn redis(url: &Secret, channels: Channels, buffer: usize) -> anyhow::Result<Bus> {
         let stats = Arc::new(BusStats::new_connected());
         let cancel = CancellationToken::new();
+        let died = CancellationToken::new();
         let backend = redis::RedisBackend::start(
             url,
             buffer,
             stats.clone(),
             channels.ticks(),
             cancel.clone(),
+            died.clone(),
         )?;
         Ok(Bus::assemble(
             Backend::Redis(backend),
             stats,
             channels,
             cancel,
+            died,
         ))
     }
 
@@ -100,6 +105,7 @@ impl Bus {
             stats,
             channels,
             CancellationToken::new(),
+            CancellationToken::new(),
         )
     }
 
@@ -108,6 +114,7 @@ impl Bus {
         stats: Arc<BusStats>,
         channels: Channels,
         cancel: CancellationToken,
+        publisher_died: CancellationToken,
     ) -> Bus {
         let ticks: Arc<str> = channels.ticks().into();
         Bus {
@@ -117,6 +124,7 @@ impl Bus {
                 channels,
                 ticks,
                 cancel,
+                publisher_died,
             }),
         }
     }
@@ -209,6 +217,24 @@ impl Bus {
                 return false;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Resolves to `true` if the Redis publisher task died (nothing more
+    /// would be published), or to `false` once the bus shut down.
+    pub async fn publisher_died(&self) -> bool {
+        tokio::select! {
+            () = self.inner.publisher_died.cancelled() => true,
+            () = self.inner.cancel.cancelled() => false,
+        }
+    }
+
+    /// Ends the Redis publisher task as a panic would, so tests can check
+    /// that the host stops with an error then. No effect in-process.
+    #[doc(hidden)]
+    pub fn kill_publisher(&self) {
+        if let Backend::Redis(r) = &self.inner.backend {
+            r.kill_publisher();
         }
     }
 

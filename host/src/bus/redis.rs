@@ -32,6 +32,7 @@ pub(super) struct RedisBackend {
     client: redis::Client,
     tx: mpsc::Sender<Message>,
     stats: Arc<BusStats>,
+    publisher: tokio::task::AbortHandle,
 }
 
 impl RedisBackend {
@@ -41,14 +42,36 @@ impl RedisBackend {
         stats: Arc<BusStats>,
         ticks: String,
         cancel: CancellationToken,
+        died: CancellationToken,
     ) -> anyhow::Result<Self> {
         // The URL may hold a password: the error names the problem, not the URL.
         let client = redis::Client::open(url.expose())
             .map_err(|e| anyhow::anyhow!("invalid Redis URL: {}", e.kind_name()))
             .context("opening the Redis client")?;
         let (tx, rx) = mpsc::channel(buffer.max(1));
-        tokio::spawn(publisher(client.clone(), rx, stats.clone(), ticks, cancel));
-        Ok(RedisBackend { client, tx, stats })
+        let task = tokio::spawn(publisher(client.clone(), rx, stats.clone(), ticks, cancel));
+        let publisher = task.abort_handle();
+        // The publisher ends by itself only when the bus is gone or shut
+        // down; a panic (or an abort) would leave every later message
+        // dropped, which must end the host instead.
+        tokio::spawn(async move {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "the Redis publisher task died");
+                died.cancel();
+            }
+        });
+        Ok(RedisBackend {
+            client,
+            tx,
+            stats,
+            publisher,
+        })
+    }
+
+    /// Ends the publisher task as a panic would (for tests of what the
+    /// host does then).
+    pub(super) fn kill_publisher(&self) {
+        self.publisher.abort();
     }
 
     pub(super) fn publish(&self, message: Message) -> bool {

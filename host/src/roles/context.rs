@@ -66,13 +66,27 @@ impl RoleContext {
     /// The bus and engine the configuration asks for (Redis with a URL,
     /// else in-process), stopping on `cancel`.
     pub fn new(config: &Config, cancel: CancellationToken) -> anyhow::Result<RoleContext> {
-        Ok(RoleContext {
+        let ctx = RoleContext {
             bus: bus(config)?,
             engine: PluginEngine::new(config.limits, config.cache_dir.as_deref())?,
             registry: PluginRegistry::new(),
             cancel,
             fatal: Arc::default(),
-        })
+        };
+        ctx.stop_if_the_publisher_dies();
+        Ok(ctx)
+    }
+
+    /// A bus that can no longer publish is fatal: the host stops with an
+    /// error instead of dropping every message from then on.
+    fn stop_if_the_publisher_dies(&self) {
+        let (bus, cancel, fatal) = (self.bus.clone(), self.cancel.clone(), self.fatal.clone());
+        tokio::spawn(async move {
+            if bus.publisher_died().await {
+                fatal.set("the Redis publisher stopped: nothing more can be published".into());
+                cancel.cancel();
+            }
+        });
     }
 
     /// How the plugin thread of `kind` reports: abandoned threads are

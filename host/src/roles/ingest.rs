@@ -105,6 +105,13 @@ impl Ingest {
         })
     }
 
+    /// Ends the task that publishes the normalizer's output, as a panic
+    /// would, so tests can check that the host stops with an error then.
+    #[doc(hidden)]
+    pub fn kill_publisher(&self) {
+        self.publisher.abort();
+    }
+
     /// Waits for the feed to stop (after cancellation, or an error: the
     /// key refused, the pipeline gone), then drains (see [`Ingest::drain`])
     /// for at most `budget` from then. `Err` says why the feed stopped by

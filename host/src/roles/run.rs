@@ -15,6 +15,7 @@ use crate::bus::{Bus, BusStats};
 use crate::config::Config;
 use crate::feed::FeedStats;
 use crate::manager::PluginManager;
+use crate::pipeline::PipelineStats;
 use crate::plugins::PluginRegistry;
 use crate::web::admin::Admin;
 use crate::web::state::{follow, DashboardState};
@@ -101,6 +102,7 @@ impl Host {
     /// published and flushed. All within the shutdown timeout, logging what
     /// it could not flush. An error says why the host stopped by itself.
     pub async fn wait(self) -> anyhow::Result<()> {
+        let pipeline = self.ingest.pipeline.clone();
         let (fed, draining) = self.ingest.feed_stopped().await;
         if fed.is_err() {
             self.ctx.cancel.cancel();
@@ -124,7 +126,7 @@ impl Host {
             tracing::warn!("shutdown: HTTP requests still in flight were cut off");
             server.abort();
         }
-        log_final_counts(&self.bus, &self.feed);
+        log_final_counts(&self.bus, &self.feed, &pipeline);
         self.bus.shutdown();
         self.ctx.fatal.check()?;
         fed
@@ -144,12 +146,19 @@ async fn settle(bus: &Bus, process: &Process, deadline: tokio::time::Instant) {
     }
 }
 
-/// One line with where every frame and tick ended.
-fn log_final_counts(bus: &Bus, feed: &FeedStats) {
+/// One line with where every frame and tick ended: every frame received
+/// was normalized or dropped, and every tick normalized was published,
+/// dropped, refused or left unconfirmed.
+fn log_final_counts(bus: &Bus, feed: &FeedStats, pipeline: &PipelineStats) {
+    use std::sync::atomic::Ordering::Relaxed;
     let s = bus.stats();
     tracing::info!(
         frames_received = FeedStats::get(&feed.frames_received),
         frames_dropped = FeedStats::get(&feed.frames_dropped_queue_full),
+        frames_refused_oversize = FeedStats::get(&feed.frames_dropped_oversize),
+        frames_normalized = pipeline.frames.load(Relaxed),
+        ticks_normalized = pipeline.ticks.load(Relaxed),
+        messages_published = BusStats::get(&s.published),
         ticks_published = BusStats::get(&s.ticks_published),
         ticks_dropped = BusStats::get(&s.ticks_dropped),
         ticks_refused = BusStats::get(&s.ticks_refused),
@@ -183,10 +192,11 @@ pub async fn run_ingest(config: Config) -> anyhow::Result<()> {
     let feed = Arc::new(FeedStats::default());
     let feed_stats = feed.clone();
     let ingest = Ingest::start(&config, &ctx, feed).await?;
+    let pipeline = ingest.pipeline.clone();
     ctx.start_manager(&config, vec![ingest.plugin.clone()]);
     let result = ingest.wait(config.shutdown_timeout).await;
     ctx.bus.flush(FINAL_FLUSH).await;
-    log_final_counts(&ctx.bus, &feed_stats);
+    log_final_counts(&ctx.bus, &feed_stats, &pipeline);
     ctx.bus.shutdown();
     ctx.fatal.check()?;
     result

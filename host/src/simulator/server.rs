@@ -128,7 +128,8 @@ pub struct Simulator {
     addr: SocketAddr,
     stats: Arc<SimulatorStats>,
     cancel: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    /// Cancelled once the server and every connection ended.
+    ended: CancellationToken,
 }
 
 struct Shared {
@@ -158,7 +159,12 @@ impl Simulator {
         });
         let cancel = CancellationToken::new();
         let stop = cancel.clone();
-        let task = tokio::spawn(async move {
+        let ended = CancellationToken::new();
+        let end = ended.clone();
+        tokio::spawn(async move {
+            // Connections are tracked so that `shutdown` returns only once
+            // every one ended: the sent-trades log is final then.
+            let connections = tokio_util::task::TaskTracker::new();
             loop {
                 tokio::select! {
                     () = stop.cancelled() => break,
@@ -166,7 +172,7 @@ impl Simulator {
                         Ok((stream, peer)) => {
                             let shared = shared.clone();
                             let stop = stop.clone();
-                            tokio::spawn(async move {
+                            connections.spawn(async move {
                                 if let Err(err) = connection(shared, stream, stop).await {
                                     tracing::debug!(%peer, error = %err, "simulator connection ended with an error");
                                 }
@@ -179,13 +185,16 @@ impl Simulator {
                     }
                 }
             }
+            connections.close();
+            connections.wait().await;
+            end.cancel();
         });
         tracing::info!(%addr, "simulator listening on ws://{addr}/stocks");
         Ok(Simulator {
             addr,
             stats,
             cancel,
-            task,
+            ended,
         })
     }
 
@@ -204,10 +213,11 @@ impl Simulator {
         &self.stats
     }
 
-    /// Stops accepting and ends every connection.
-    pub async fn shutdown(self) {
+    /// Stops accepting, ends every connection and waits until they ended:
+    /// afterwards the counters and the sent-trades log are final.
+    pub async fn shutdown(&self) {
         self.cancel.cancel();
-        let _ = self.task.await;
+        self.ended.cancelled().await;
     }
 
     /// A token that stops the simulator when cancelled.

@@ -3,6 +3,7 @@
 //! `admin`, the plugin admin API). Handlers are thin: they read
 //! [`AppState`].
 
+mod activity;
 pub mod admin;
 mod assets;
 pub mod metrics;

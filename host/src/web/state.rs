@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, Channels};
 use crate::contract::{HOST_HEALTH_FIELDS, REQUIRED_METRICS};
+use super::activity::{SymbolBoard, MAX_SYMBOLS};
 use crate::events::{health_object, session_object};
 
 /// What one event was.
@@ -302,33 +303,16 @@ fn kind_label(kind: EventKind) -> &'static str {
 /// ranks symbols: falling behind costs accuracy, not correctness).
 const TICKS_FOLLOWED: usize = 8_192;
 
-/// Symbols listed as most active.
-const TOP_SYMBOLS: usize = 12;
 /// The activity window is two halves of this length.
 const ACTIVITY_HALF: Duration = Duration::from_secs(30);
-
-#[derive(Default)]
-struct SymbolActivity {
-    current: u64,
-    previous: u64,
-    price: f64,
-    timestamp: i64,
-}
 
 /// Tracks per-symbol activity from `PREFIX:market:ticks` and publishes the
 /// most active symbols (ticks in the last 30-60 s, last price) every second.
 fn follow_ticks(bus: &Bus, state: Arc<DashboardState>, cancel: CancellationToken) {
-    #[derive(serde::Deserialize)]
-    struct Tick {
-        symbol: String,
-        price: f64,
-        #[serde(default)]
-        timestamp: i64,
-    }
     let mut sub = bus.subscribe(vec![bus.channels().ticks()], TICKS_FOLLOWED);
     tokio::spawn(async move {
-        let mut board: std::collections::HashMap<String, SymbolActivity> =
-            std::collections::HashMap::new();
+        let mut board = SymbolBoard::default();
+        let mut untracked_logged = 0;
         let mut rotated = Instant::now();
         let mut publish = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -336,27 +320,18 @@ fn follow_ticks(bus: &Bus, state: Arc<DashboardState>, cancel: CancellationToken
                 () = cancel.cancelled() => return,
                 _ = publish.tick() => {
                     if rotated.elapsed() >= ACTIVITY_HALF {
-                        board.retain(|_, a| a.current > 0);
-                        for a in board.values_mut() {
-                            a.previous = std::mem::take(&mut a.current);
-                        }
+                        board.rotate();
                         rotated = Instant::now();
                     }
-                    let mut top: Vec<(&String, &SymbolActivity)> = board.iter().collect();
-                    top.sort_by(|a, b| (b.1.current + b.1.previous).cmp(&(a.1.current + a.1.previous)).then(a.0.cmp(b.0)));
-                    let list: Vec<Value> = top.iter().take(TOP_SYMBOLS).map(|(s, a)| json!({
-                        "symbol": s, "price": a.price, "ticks": a.current + a.previous, "timestamp": a.timestamp,
-                    })).collect();
-                    state.set_top_symbols(Value::Array(list));
+                    if board.untracked > untracked_logged {
+                        tracing::warn!(untracked_ticks = board.untracked, max_symbols = MAX_SYMBOLS, "more symbols on the ticks channel than the most-active board tracks");
+                        untracked_logged = board.untracked;
+                    }
+                    state.set_top_symbols(board.top());
                 }
                 m = sub.recv() => {
                     let Some(m) = m else { return };
-                    if let Ok(t) = serde_json::from_str::<Tick>(&m.payload) {
-                        let a = board.entry(t.symbol).or_default();
-                        a.current += 1;
-                        a.price = t.price;
-                        a.timestamp = t.timestamp;
-                    }
+                    board.record(&m.payload);
                 }
             }
         }

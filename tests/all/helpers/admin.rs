@@ -105,9 +105,8 @@ pub async fn assert_delivered_exactly_once(
     ticks: &str,
 ) -> Vec<super::Seen> {
     const SECS: Duration = Duration::from_secs(30);
-    sim.cancel_token().cancel();
+    sim.shutdown().await;
     let stats = sim.stats().clone();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let sent = stats.sent_trades();
     assert_eq!(sent.len() as u64, SimulatorStats::get(&stats.trades_sent));
     super::wait_until("every tick delivered", SECS, || {

@@ -61,6 +61,15 @@ impl TestHost {
         }
     }
 
+    /// Waits (at most `timeout`) for the host to stop by itself, and
+    /// returns why.
+    pub async fn stopped_by_itself(mut self, timeout: Duration) -> anyhow::Result<()> {
+        let host = self.host.take().expect("the host was stopped");
+        tokio::time::timeout(timeout, host.wait())
+            .await
+            .expect("the host did not stop by itself")
+    }
+
     /// Cancels the host and waits until it stopped cleanly.
     pub async fn stop(mut self) {
         self.cancel.cancel();

@@ -31,14 +31,7 @@ pub async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() ->
     }
 }
 
-/// A free TCP port on loopback.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use crate::redis_server::free_port;
 
 /// A unique channel prefix for one test.
 pub fn prefix(test: &str) -> String {

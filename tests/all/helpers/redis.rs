@@ -3,89 +3,9 @@
 
 use std::time::Duration;
 
-use super::{free_port, prefix};
+pub use crate::redis_server::RedisServer;
 
-/// A private `redis-server` on a free port, killed on drop.
-pub struct RedisServer {
-    pub port: u16,
-    child: Option<std::process::Child>,
-    extra: Vec<String>,
-}
-
-impl RedisServer {
-    /// Starts one and waits until it answers PING.
-    pub fn start() -> RedisServer {
-        RedisServer::start_with(&[])
-    }
-
-    /// Starts one with extra `redis-server` arguments (e.g. ACL users).
-    pub fn start_with(extra: &[&str]) -> RedisServer {
-        let port = free_port();
-        let extra = extra.iter().map(|s| s.to_string()).collect();
-        let mut server = RedisServer {
-            port,
-            child: None,
-            extra,
-        };
-        server.restart();
-        server
-    }
-
-    /// `redis://127.0.0.1:PORT/`.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Kills the server (SIGKILL).
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts the server again on the same port.
-    pub fn restart(&mut self) {
-        self.kill();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(&self.extra)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (.ci/run installs it)");
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(client) = redis::Client::open(self.url()) {
-                if let Ok(mut c) = client.get_connection() {
-                    if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                        return;
-                    }
-                }
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use super::prefix;
 
 /// A message as an external consumer sees it: channel, parsed JSON, arrival.
 #[derive(Debug, Clone)]
