@@ -173,18 +173,24 @@ async fn the_page_shows_live_data_in_a_real_browser() {
     });
     host.bus
         .publish_to(&host.bus.channels().session_stopped(), stopped.to_string());
-    let health_seen = host.dashboard.counts.health.load(Ordering::Relaxed);
     let deadline = Instant::now() + SECS;
-    while text(&client, "api-status").await != "offline"
-        || host.dashboard.counts.health.load(Ordering::Relaxed) <= health_seen
-    {
+    while text(&client, "api-status").await != "offline" {
         assert!(
             Instant::now() < deadline,
             "the label did not follow the session's stop"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(text(&client, "api-status").await, "offline");
+    // And it stays so while health events (one a second) keep arriving.
+    let health_seen = host.dashboard.counts.health.load(Ordering::Relaxed);
+    while host.dashboard.counts.health.load(Ordering::Relaxed) < health_seen + 3 {
+        assert_eq!(
+            text(&client, "api-status").await,
+            "offline",
+            "a health event turned the label back online"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let errors = client
         .execute("return window.__errors;", vec![])
