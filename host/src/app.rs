@@ -52,7 +52,9 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     }
     let huge_frame_every = match (args.huge_frame_every, args.huge_frame_mib) {
         (Some(every), Some(mib @ 1..=1024)) => Some((every, mib << 20)),
-        (Some(_), Some(mib)) => anyhow::bail!("--huge-frame-mib must be between 1 and 1024, got {mib}"),
+        (Some(_), Some(mib)) => {
+            anyhow::bail!("--huge-frame-mib must be between 1 and 1024, got {mib}")
+        }
         _ => None,
     };
     let config = SimulatorConfig {

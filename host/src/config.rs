@@ -251,9 +251,8 @@ impl Config {
                 "--max-frame-bytes",
                 args.max_frame_bytes.or(file.max_frame_bytes),
                 4 << 20,
-                // The frame queue holds 16 MiB: a larger frame could never
-                // be queued.
-                1_024..=(16 << 20),
+                // A frame larger than the frame queue could never be queued.
+                1_024..=(crate::pipeline::FRAME_QUEUE_BYTES as usize),
             )?,
         })
     }

@@ -813,7 +813,12 @@ async fn split_roles_each_install_their_own_kind_from_the_plugin_directory() {
     // by side: each installs only the kind it runs.
     let dir = tempfile::tempdir().unwrap();
     let dir_arg = dir.path().to_str().unwrap();
-    let _ingest = role("ingest", &redis.url(), ch.prefix(), &["--plugin-dir", dir_arg]);
+    let _ingest = role(
+        "ingest",
+        &redis.url(),
+        ch.prefix(),
+        &["--plugin-dir", dir_arg],
+    );
     let _process = role(
         "process",
         &redis.url(),
@@ -837,7 +842,11 @@ async fn split_roles_each_install_their_own_kind_from_the_plugin_directory() {
         helpers::guests::normalizer_next(),
     )
     .unwrap();
-    std::fs::write(dir.path().join("health.wasm"), helpers::guests::health_next()).unwrap();
+    std::fs::write(
+        dir.path().join("health.wasm"),
+        helpers::guests::health_next(),
+    )
+    .unwrap();
     consumer
         .wait_for_new(&ch.ticks(), "the ingest role's new normalizer", SECS, |t| {
             t.get("sequence").is_some()
@@ -874,7 +883,10 @@ async fn a_dead_publisher_stops_the_host(test: &str, kill: fn(&TestHost), why: &
     wait_until("ticks flowing", SECS, || consumer.count(&ch.ticks()) > 100).await;
     kill(&host);
     let ended = host.stopped_by_itself(SECS).await;
-    let err = format!("{:#}", ended.expect_err("the host went on without a publisher"));
+    let err = format!(
+        "{:#}",
+        ended.expect_err("the host went on without a publisher")
+    );
     assert!(err.contains(why), "{err}");
 }
 

@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../common/redis_server.rs"]
+#[allow(dead_code)] // shared with `tests/all`, which uses all of it
 mod redis_server;
 
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -33,7 +34,9 @@ const EXIT_WITHIN: Duration = Duration::from_secs(15);
 /// One test at a time: each one alone saturates the machine.
 fn alone() -> MutexGuard<'static, ()> {
     static ALONE: Mutex<()> = Mutex::new(());
-    ALONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    ALONE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A child process, killed when dropped.
@@ -341,7 +344,10 @@ fn run_at_full_speed_stays_bounded_and_stops_the_session_after_the_last_tick() {
     let _alone = alone();
     let (counts, sub) = overload("run");
     assert!(counts.get("ticks_published") > 0);
-    assert!(sub.stopped_seen.load(Ordering::Relaxed), "no session_stopped");
+    assert!(
+        sub.stopped_seen.load(Ordering::Relaxed),
+        "no session_stopped"
+    );
     assert_eq!(
         sub.ticks_after_stop.load(Ordering::Relaxed),
         0,
@@ -375,7 +381,10 @@ fn fifty_mib_frames_are_refused_without_growth() {
     assert!(status.success(), "ingest exited with {status}");
     let counts = host.final_counts();
     counts.assert_balanced();
-    assert!(counts.get("frames_refused_oversize") > 0, "no frame refused");
+    assert!(
+        counts.get("frames_refused_oversize") > 0,
+        "no frame refused"
+    );
     assert!(counts.get("ticks_published") > 0, "the feed did not go on");
     assert!(
         peak < RSS_BOUND_MIB,

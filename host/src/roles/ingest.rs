@@ -17,7 +17,7 @@ use crate::bus::Bus;
 use crate::config::{Config, Symbols};
 use crate::events::{health_time, DeadLetter, FeedStatus};
 use crate::feed::{FeedClient, FeedError, FeedStats};
-use crate::pipeline::{self, Output, Pipeline, PipelineStats};
+use crate::pipeline::{self, Output, Pipeline, PipelineStats, FRAME_QUEUE_BYTES};
 use crate::plugins::runner::RunnerOptions;
 use crate::plugins::{NormalizerPlugin, PluginKind};
 use crate::secret::Secret;
@@ -25,10 +25,7 @@ use crate::simulator::{Simulator, SimulatorConfig};
 use crate::universe::{Universe, DEFAULT_UNIVERSE};
 
 /// Batches between the normalizer thread and the publisher.
-const OUTPUT_QUEUE: usize = 128;
-/// Bytes the frames waiting for the normalizer may hold together (besides
-/// `--queue-capacity` frames): past it the feed drops, and counts, frames.
-const FRAME_QUEUE_BYTES: u64 = 16 << 20;
+const OUTPUT_QUEUE: usize = 32;
 /// Bytes of a frame kept in a dead letter.
 const DEAD_LETTER_FRAME_BYTES: usize = 64 << 10;
 /// How often the feed's state is published even when unchanged.

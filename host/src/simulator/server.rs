@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::market::Market;
@@ -415,8 +415,13 @@ async fn serve(
             }
             () = std::future::ready(()), if streaming && config.rate <= 0.0 => pace.batch as u64,
         };
-        let events = emitter.events(shared, &subs, due as usize);
-        if emitter.send(shared, sink, events).await? == Sent::Dropped {
+        let sent = if config.rate <= 0.0 {
+            emitter.send_pooled(shared, sink, &subs).await?
+        } else {
+            let events = emitter.events(shared, &subs, due as usize);
+            emitter.send(shared, sink, events).await?
+        };
+        if sent == Sent::Dropped {
             return Ok(());
         }
     }
@@ -470,6 +475,15 @@ enum Sent {
 /// One event's JSON, and the trade it carries (for the sent log).
 type Event = (String, Option<SentTrade>);
 
+/// Frames encoded at once at full speed (`--rate 0`).
+const POOL_FRAMES: usize = 64;
+/// How long a pool of frames is re-sent before it is encoded anew (with
+/// new prices and timestamps).
+const POOL_FOR: Duration = Duration::from_secs(1);
+
+/// A frame as sent, with the events it holds (for the sent log).
+type Frame = Arc<(Utf8Bytes, Vec<Event>)>;
+
 /// Turns due trades and closed aggregate windows into frames, with the
 /// injected faults.
 struct Emitter {
@@ -477,6 +491,11 @@ struct Emitter {
     frames: u64,
     second: i64,
     minute: i64,
+    /// At full speed: frames encoded once, re-sent in turn (see
+    /// [`Emitter::send_pooled`]).
+    pool: Vec<Frame>,
+    pooled_at: Instant,
+    next: usize,
 }
 
 impl Emitter {
@@ -487,7 +506,43 @@ impl Emitter {
             frames: 0,
             second,
             minute: second / 60,
+            pool: Vec::new(),
+            pooled_at: Instant::now(),
+            next: 0,
         }
+    }
+
+    /// At full speed (`--rate 0`) the simulator must not be what limits a
+    /// throughput test, so a frame costs one socket write: a pool of
+    /// [`POOL_FRAMES`] frames is encoded once a second and re-sent in turn
+    /// (the same trades, in the same order, each time round; the sent log
+    /// records each sending). Aggregates go out once, when due.
+    async fn send_pooled(
+        &mut self,
+        shared: &Shared,
+        sink: &mut Sink,
+        subs: &Subscriptions,
+    ) -> anyhow::Result<Sent> {
+        if self.pool.is_empty() || self.pooled_at.elapsed() >= POOL_FOR {
+            let now = chrono::Utc::now().timestamp_millis();
+            let events = generate(shared, subs, self.batch * POOL_FRAMES, now);
+            self.pool = events
+                .chunks(self.batch)
+                .map(|chunk| Arc::new((Utf8Bytes::from(frame_text(chunk)), chunk.to_vec())))
+                .collect();
+            self.pooled_at = Instant::now();
+            self.next = 0;
+            let windows = self.events(shared, subs, 0);
+            if self.send(shared, sink, windows).await? == Sent::Dropped {
+                return Ok(Sent::Dropped);
+            }
+        }
+        let Some(frame) = self.pool.get(self.next % self.pool.len().max(1)).cloned() else {
+            return Ok(Sent::Open); // nothing subscribed trades
+        };
+        self.next += 1;
+        self.send_frame(shared, sink, Message::Text(frame.0.clone()), &frame.1)
+            .await
     }
 
     /// `due` trades (and quotes), plus the aggregates of every second and
@@ -517,33 +572,53 @@ impl Emitter {
         sink: &mut Sink,
         events: Vec<Event>,
     ) -> anyhow::Result<Sent> {
-        let faults = &shared.config.faults;
         for chunk in events.chunks(self.batch) {
-            let body: Vec<&str> = chunk.iter().map(|(json, _)| json.as_str()).collect();
-            sink.send(Message::text(format!("[{}]", body.join(","))))
-                .await?;
-            self.frames += 1;
-            record(shared, chunk);
-            let every = |n: Option<u64>| n.is_some_and(|n| n > 0 && self.frames.is_multiple_of(n));
-            if let Some((n, bytes)) = faults.huge_frame_every {
-                if every(Some(n)) {
-                    let huge = format!("[{}]", " ".repeat(bytes.saturating_sub(2)));
-                    sink.send(Message::text(huge)).await?;
-                    shared.stats.junk_sent.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            if every(faults.malformed_every) {
-                send_junk(shared, sink).await?;
-            }
-            if every(faults.drop_every) {
-                shared.stats.drops.fetch_add(1, Ordering::Relaxed);
-                sink.flush().await?;
-                // Returning drops the socket without a close frame.
+            let frame = Message::text(frame_text(chunk));
+            if self.send_frame(shared, sink, frame, chunk).await? == Sent::Dropped {
                 return Ok(Sent::Dropped);
             }
         }
         Ok(Sent::Open)
     }
+
+    /// Sends one data frame holding `chunk`, counts and logs it, then
+    /// injects the faults due after it.
+    async fn send_frame(
+        &mut self,
+        shared: &Shared,
+        sink: &mut Sink,
+        frame: Message,
+        chunk: &[Event],
+    ) -> anyhow::Result<Sent> {
+        let faults = &shared.config.faults;
+        sink.send(frame).await?;
+        self.frames += 1;
+        record(shared, chunk);
+        let every = |n: Option<u64>| n.is_some_and(|n| n > 0 && self.frames.is_multiple_of(n));
+        if let Some((n, bytes)) = faults.huge_frame_every {
+            if every(Some(n)) {
+                let huge = format!("[{}]", " ".repeat(bytes.saturating_sub(2)));
+                sink.send(Message::text(huge)).await?;
+                shared.stats.junk_sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if every(faults.malformed_every) {
+            send_junk(shared, sink).await?;
+        }
+        if every(faults.drop_every) {
+            shared.stats.drops.fetch_add(1, Ordering::Relaxed);
+            sink.flush().await?;
+            // Returning drops the socket without a close frame.
+            return Ok(Sent::Dropped);
+        }
+        Ok(Sent::Open)
+    }
+}
+
+/// A data frame: the events' JSON as one array.
+fn frame_text(chunk: &[Event]) -> String {
+    let body: Vec<&str> = chunk.iter().map(|(json, _)| json.as_str()).collect();
+    format!("[{}]", body.join(","))
 }
 
 /// Counts a sent frame and, with `record`, logs its trades.

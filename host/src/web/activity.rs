@@ -115,8 +115,7 @@ mod tests {
         board.record(&tick("E", 1.0)); // ties with C (1 tick) and comes after it
         assert_eq!(
             ranking(&board),
-            [("D", 4), ("B", 3), ("A", 2), ("C", 1), ("E", 1)]
-                .map(|(s, n)| (s.to_string(), n))
+            [("D", 4), ("B", 3), ("A", 2), ("C", 1), ("E", 1)].map(|(s, n)| (s.to_string(), n))
         );
         for i in 0..20 {
             board.record(&tick(&format!("X{i:02}"), 1.0));

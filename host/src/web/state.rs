@@ -14,9 +14,9 @@ use serde_json::{json, Map, Value};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use super::activity::{SymbolBoard, MAX_SYMBOLS};
 use crate::bus::{Bus, Channels};
 use crate::contract::{HOST_HEALTH_FIELDS, REQUIRED_METRICS};
-use super::activity::{SymbolBoard, MAX_SYMBOLS};
 use crate::events::{health_object, session_object};
 
 /// What one event was.
