@@ -155,7 +155,7 @@ pub struct SimulateArgs {
         hide_env_values = true
     )]
     pub key: Option<String>,
-    /// Trades per second across all subscribed symbols (0 = as fast as the client reads).
+    /// Trades per second across all subscribed symbols (0 = as fast as the client reads: frames encoded once a second are replayed, so trades repeat within the second).
     #[arg(long, default_value_t = 200.0, value_name = "N")]
     pub rate: f64,
     /// Events per frame.

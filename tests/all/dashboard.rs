@@ -183,7 +183,9 @@ async fn the_page_shows_live_data_in_a_real_browser() {
     }
     // And it stays so while health events (one a second) keep arriving.
     let health_seen = host.dashboard.counts.health.load(Ordering::Relaxed);
+    let deadline = Instant::now() + SECS;
     while host.dashboard.counts.health.load(Ordering::Relaxed) < health_seen + 3 {
+        assert!(Instant::now() < deadline, "health events stopped");
         assert_eq!(
             text(&client, "api-status").await,
             "offline",

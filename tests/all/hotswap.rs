@@ -559,7 +559,9 @@ async fn a_file_still_being_written_is_installed_only_once_it_settles() {
     })
     .await
     .expect("the watcher never acted on the file");
-    writer.join().unwrap();
+    tokio::task::spawn_blocking(move || writer.join().unwrap())
+        .await
+        .unwrap();
     assert_eq!(
         first["type"], "plugin_installed",
         "a half-written file was read: {first}"

@@ -205,12 +205,7 @@ impl Bus {
         let stats = &self.inner.stats;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let offered = BusStats::get(&stats.offered);
-            let done = BusStats::get(&stats.published)
-                + BusStats::get(&stats.dropped)
-                + BusStats::get(&stats.refused)
-                + BusStats::get(&stats.unconfirmed);
-            if done >= offered {
+            if stats.in_flight() == 0 {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -220,12 +215,17 @@ impl Bus {
         }
     }
 
-    /// Resolves to `true` if the Redis publisher task died (nothing more
-    /// would be published), or to `false` once the bus shut down.
-    pub async fn publisher_died(&self) -> bool {
-        tokio::select! {
-            () = self.inner.publisher_died.cancelled() => true,
-            () = self.inner.cancel.cancelled() => false,
+    /// Resolves to `true` if the Redis publisher task dies (nothing more
+    /// would be published), or to `false` once the bus shut down. It holds
+    /// no handle to the bus, so waiting on it keeps nothing alive.
+    pub fn publisher_died(&self) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let died = self.inner.publisher_died.clone();
+        let shut_down = self.inner.cancel.clone();
+        async move {
+            tokio::select! {
+                () = died.cancelled() => true,
+                () = shut_down.cancelled() => false,
+            }
         }
     }
 

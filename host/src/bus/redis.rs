@@ -54,9 +54,13 @@ impl RedisBackend {
         // The publisher ends by itself only when the bus is gone or shut
         // down; a panic (or an abort) would leave every later message
         // dropped, which must end the host instead.
+        let counters = stats.clone();
         tokio::spawn(async move {
             if let Err(err) = task.await {
-                tracing::error!(error = %err, "the Redis publisher task died");
+                // What it held (its queue, the batch in hand) is gone.
+                let lost = counters.in_flight();
+                counters.dropped.fetch_add(lost, Ordering::Relaxed);
+                tracing::error!(error = %err, messages_lost = lost, "the Redis publisher task died");
                 died.cancel();
             }
         });

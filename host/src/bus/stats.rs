@@ -72,6 +72,16 @@ impl BusStats {
             && self.subscriber_down.load(Ordering::Relaxed) == 0
     }
 
+    /// Messages offered and not yet published, dropped, refused or counted
+    /// unconfirmed: what the publisher holds.
+    pub fn in_flight(&self) -> u64 {
+        let done = Self::get(&self.published)
+            + Self::get(&self.dropped)
+            + Self::get(&self.refused)
+            + Self::get(&self.unconfirmed);
+        Self::get(&self.offered).saturating_sub(done)
+    }
+
     pub(super) fn set_publisher_down(&self, down: bool) {
         self.publisher_down.store(down, Ordering::Relaxed);
     }

@@ -416,17 +416,17 @@ impl FeedClient {
         self.stats
             .bytes_received
             .fetch_add(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        // The frame is copied out of the socket's read buffer: tungstenite
-        // hands out slices of it, and a queued slice pins the whole buffer
-        // chunk it came from (measured: 4,096 queued 10 KB frames held
-        // ~170 MiB), which would make the queue's byte budget a fiction.
-        let text = Utf8Bytes::from(text.as_str().to_owned());
-        let frame = Frame {
-            text,
-            received_ms: chrono::Utc::now().timestamp_millis(),
-        };
-        let bytes = frame.text.len();
-        match self.frames.try_send_sized(frame, bytes) {
+        // A queued frame is a copy out of the socket's read buffer:
+        // tungstenite hands out slices of it, and a queued slice pins the
+        // whole buffer chunk it came from (measured: 4,096 queued 10 KB
+        // frames held ~170 MiB), which would make the queue's byte budget a
+        // fiction. The copy is made only for a frame the queue takes.
+        let received_ms = chrono::Utc::now().timestamp_millis();
+        let queued = self.frames.try_send_with(text.len(), || Frame {
+            text: Utf8Bytes::from(text.as_str().to_owned()),
+            received_ms,
+        });
+        match queued {
             Ok(()) => None,
             Err(Refused::Full(_)) => {
                 let dropped = self

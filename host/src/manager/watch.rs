@@ -38,6 +38,9 @@ pub(super) fn watch(manager: &Arc<PluginManager>, dir: PathBuf, cancel: Cancella
     tokio::spawn(async move {
         let mut seen: HashMap<PathBuf, Stamp> = HashMap::new();
         let mut every = tokio::time::interval(POLL);
+        // After a stall, no burst of polls: two looks at a file are always
+        // at least `POLL` apart, or a half-written file could seem settled.
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,

@@ -145,16 +145,35 @@ impl<I> Inbox<I> {
     /// Queues `item`, which holds `bytes`, if there is room for one more
     /// item and for its bytes; never waits.
     pub fn try_send_sized(&self, item: I, bytes: usize) -> Result<(), Refused<I>> {
-        match self.tx.try_reserve() {
+        match self.reserve(bytes) {
             Ok(permit) => {
-                if !self.queued.take(bytes) {
-                    return Err(Refused::Full(item));
-                }
                 permit.send(Msg::Item(item, bytes));
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Full(())) => Err(Refused::Full(item)),
-            Err(mpsc::error::TrySendError::Closed(())) => Err(Refused::Closed(item)),
+            Err(Refused::Full(())) => Err(Refused::Full(item)),
+            Err(Refused::Closed(())) => Err(Refused::Closed(item)),
+        }
+    }
+
+    /// Like [`Inbox::try_send_sized`], but builds the item only once there
+    /// is room for it: under overload most items are refused, and one that
+    /// is costly to build (a copy) is then never built.
+    pub fn try_send_with(
+        &self,
+        bytes: usize,
+        build: impl FnOnce() -> I,
+    ) -> Result<(), Refused<()>> {
+        let permit = self.reserve(bytes)?;
+        permit.send(Msg::Item(build(), bytes));
+        Ok(())
+    }
+
+    /// A place in the queue and `bytes` of its budget, if both are free.
+    fn reserve(&self, bytes: usize) -> Result<mpsc::Permit<'_, Msg<I>>, Refused<()>> {
+        match self.tx.try_reserve() {
+            Ok(permit) if self.queued.take(bytes) => Ok(permit),
+            Ok(_) | Err(mpsc::error::TrySendError::Full(())) => Err(Refused::Full(())),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(Refused::Closed(())),
         }
     }
 

@@ -80,9 +80,10 @@ impl RoleContext {
     /// A bus that can no longer publish is fatal: the host stops with an
     /// error instead of dropping every message from then on.
     fn stop_if_the_publisher_dies(&self) {
-        let (bus, cancel, fatal) = (self.bus.clone(), self.cancel.clone(), self.fatal.clone());
+        let died = self.bus.publisher_died();
+        let (cancel, fatal) = (self.cancel.clone(), self.fatal.clone());
         tokio::spawn(async move {
-            if bus.publisher_died().await {
+            if died.await {
                 fatal.set("the Redis publisher stopped: nothing more can be published".into());
                 cancel.cancel();
             }

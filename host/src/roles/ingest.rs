@@ -26,6 +26,8 @@ use crate::universe::{Universe, DEFAULT_UNIVERSE};
 
 /// Batches between the normalizer thread and the publisher.
 const OUTPUT_QUEUE: usize = 32;
+/// How long the built-in simulator gets to end its connections.
+const SIMULATOR_STOP: Duration = Duration::from_secs(2);
 /// Bytes of a frame kept in a dead letter.
 const DEAD_LETTER_FRAME_BYTES: usize = 64 << 10;
 /// How often the feed's state is published even when unchanged.
@@ -146,24 +148,33 @@ pub struct Draining {
 
 impl Draining {
     /// Waits, until `deadline` at most, for every tick to reach the bus.
-    pub async fn drain(self, deadline: tokio::time::Instant) {
-        match tokio::time::timeout_at(deadline, self.publisher).await {
+    pub async fn drain(mut self, deadline: tokio::time::Instant) {
+        match tokio::time::timeout_at(deadline, &mut self.publisher).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => tracing::error!(error = %err, "the publisher task failed"),
-            Err(_) => tracing::warn!(
-                frames_normalized = self
-                    .pipeline
-                    .frames
-                    .load(std::sync::atomic::Ordering::Relaxed),
-                frames_received = self
-                    .feed
-                    .frames_received
-                    .load(std::sync::atomic::Ordering::Relaxed),
-                "shutdown: the pipeline did not drain in time; the rest is not published"
-            ),
+            Err(_) => {
+                // Nothing is published after the final counts are logged.
+                self.publisher.abort();
+                tracing::warn!(
+                    frames_normalized = self
+                        .pipeline
+                        .frames
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                    frames_received = self
+                        .feed
+                        .frames_received
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                    "shutdown: the pipeline did not drain in time; the rest is not published"
+                );
+            }
         }
         if let Some(sim) = self.simulator {
-            sim.shutdown().await;
+            if tokio::time::timeout(SIMULATOR_STOP, sim.shutdown())
+                .await
+                .is_err()
+            {
+                tracing::warn!("shutdown: the built-in simulator did not stop in time");
+            }
         }
     }
 }

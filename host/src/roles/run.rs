@@ -148,21 +148,37 @@ async fn settle(bus: &Bus, process: &Process, deadline: tokio::time::Instant) {
 
 /// One line with where every frame and tick ended: every frame received
 /// was normalized or dropped, and every tick normalized was published,
-/// dropped, refused or left unconfirmed.
+/// dropped, refused or left unconfirmed, unless the shutdown ran out of
+/// time: then `frames_unprocessed` and `ticks_unpublished` say how many
+/// were cut off.
 fn log_final_counts(bus: &Bus, feed: &FeedStats, pipeline: &PipelineStats) {
     use std::sync::atomic::Ordering::Relaxed;
     let s = bus.stats();
+    let frames_received = FeedStats::get(&feed.frames_received);
+    let frames_dropped = FeedStats::get(&feed.frames_dropped_queue_full);
+    let frames_normalized = pipeline.frames.load(Relaxed);
+    let ticks_normalized = pipeline.ticks.load(Relaxed);
+    let ticks_published = BusStats::get(&s.ticks_published);
+    let ticks_dropped = BusStats::get(&s.ticks_dropped);
+    let ticks_refused = BusStats::get(&s.ticks_refused);
+    let ticks_unconfirmed = BusStats::get(&s.ticks_unconfirmed);
+    let frames_unprocessed = frames_received.saturating_sub(frames_normalized + frames_dropped);
+    let ticks_unpublished = ticks_normalized
+        .saturating_sub(ticks_published + ticks_dropped + ticks_refused + ticks_unconfirmed);
     tracing::info!(
-        frames_received = FeedStats::get(&feed.frames_received),
-        frames_dropped = FeedStats::get(&feed.frames_dropped_queue_full),
+        frames_received,
+        frames_dropped,
         frames_refused_oversize = FeedStats::get(&feed.frames_dropped_oversize),
-        frames_normalized = pipeline.frames.load(Relaxed),
-        ticks_normalized = pipeline.ticks.load(Relaxed),
+        frames_normalized,
+        frames_unprocessed,
+        ticks_normalized,
         messages_published = BusStats::get(&s.published),
-        ticks_published = BusStats::get(&s.ticks_published),
-        ticks_dropped = BusStats::get(&s.ticks_dropped),
-        ticks_refused = BusStats::get(&s.ticks_refused),
-        ticks_unconfirmed = BusStats::get(&s.ticks_unconfirmed),
+        messages_unconfirmed = BusStats::get(&s.unconfirmed),
+        ticks_published,
+        ticks_dropped,
+        ticks_refused,
+        ticks_unconfirmed,
+        ticks_unpublished,
         "stopped"
     );
 }

@@ -42,7 +42,8 @@ pub struct SimulatorConfig {
     /// Accept only this key (`None`: any key).
     pub key: Option<String>,
     /// Trades per second across all subscribed symbols; 0 = as fast as the
-    /// client reads.
+    /// client reads, replaying frames encoded once a second (the same
+    /// trades repeat within that second).
     pub rate: f64,
     /// Events per frame.
     pub batch: usize,
@@ -395,6 +396,8 @@ async fn serve(
                 match msg {
                     Some(Ok(Message::Text(text))) => {
                         let reply = handle_action(shared, &mut subs, &text);
+                        // Pooled frames were of the old subscriptions.
+                        emitter.pool.clear();
                         if subs.trades.is_empty() && subs.quotes.is_empty() {
                             pace.restart();
                         }
@@ -475,8 +478,9 @@ enum Sent {
 /// One event's JSON, and the trade it carries (for the sent log).
 type Event = (String, Option<SentTrade>);
 
-/// Frames encoded at once at full speed (`--rate 0`).
-const POOL_FRAMES: usize = 64;
+/// Events encoded at once at full speed (`--rate 0`), in frames of
+/// `--batch` (at least one frame).
+const POOL_EVENTS: usize = 6_400;
 /// How long a pool of frames is re-sent before it is encoded anew (with
 /// new prices and timestamps).
 const POOL_FOR: Duration = Duration::from_secs(1);
@@ -513,10 +517,13 @@ impl Emitter {
     }
 
     /// At full speed (`--rate 0`) the simulator must not be what limits a
-    /// throughput test, so a frame costs one socket write: a pool of
-    /// [`POOL_FRAMES`] frames is encoded once a second and re-sent in turn
-    /// (the same trades, in the same order, each time round; the sent log
-    /// records each sending). Aggregates go out once, when due.
+    /// throughput test, so a frame costs one socket write: a replay mode.
+    /// About [`POOL_EVENTS`] events are encoded once a second (and when the
+    /// subscriptions change) and their frames re-sent in turn: the same
+    /// trades, in the same order, each time round (the sent log records
+    /// each sending). The aggregates of the closed windows go out once,
+    /// before the pool's trades, and count each trade once, however often
+    /// it was re-sent.
     async fn send_pooled(
         &mut self,
         shared: &Shared,
@@ -524,18 +531,19 @@ impl Emitter {
         subs: &Subscriptions,
     ) -> anyhow::Result<Sent> {
         if self.pool.is_empty() || self.pooled_at.elapsed() >= POOL_FOR {
+            let windows = self.events(shared, subs, 0);
+            if self.send(shared, sink, windows).await? == Sent::Dropped {
+                return Ok(Sent::Dropped);
+            }
             let now = chrono::Utc::now().timestamp_millis();
-            let events = generate(shared, subs, self.batch * POOL_FRAMES, now);
+            let frames = (POOL_EVENTS / self.batch).max(1);
+            let events = generate(shared, subs, self.batch * frames, now);
             self.pool = events
                 .chunks(self.batch)
                 .map(|chunk| Arc::new((Utf8Bytes::from(frame_text(chunk)), chunk.to_vec())))
                 .collect();
             self.pooled_at = Instant::now();
             self.next = 0;
-            let windows = self.events(shared, subs, 0);
-            if self.send(shared, sink, windows).await? == Sent::Dropped {
-                return Ok(Sent::Dropped);
-            }
         }
         let Some(frame) = self.pool.get(self.next % self.pool.len().max(1)).cloned() else {
             return Ok(Sent::Open); // nothing subscribed trades

@@ -2,8 +2,9 @@
 //! 30-60 s, ranked, from the ticks channel.
 //!
 //! Symbols come from the bus, so anyone who can publish there decides
-//! them: the board holds at most [`MAX_SYMBOLS`] and counts the ticks of
-//! symbols it had no room for instead of growing.
+//! them: the board holds at most [`MAX_SYMBOLS`] symbols of at most
+//! [`MAX_SYMBOL_BYTES`] each, and counts the ticks of symbols it had no
+//! room for (or that are too long) instead of growing.
 
 use std::collections::HashMap;
 
@@ -13,6 +14,9 @@ use serde_json::{json, Value};
 pub const TOP_SYMBOLS: usize = 12;
 /// Symbols tracked at once (a full US equities universe is ~12,000).
 pub const MAX_SYMBOLS: usize = 20_000;
+/// Longest symbol tracked (tickers are a few bytes; an OCC option ticker
+/// with its `O:` prefix is 21).
+pub const MAX_SYMBOL_BYTES: usize = 32;
 
 #[derive(Default)]
 struct Activity {
@@ -45,7 +49,8 @@ impl SymbolBoard {
         let Ok(tick) = serde_json::from_str::<Tick>(payload) else {
             return;
         };
-        if !self.symbols.contains_key(&tick.symbol) && self.symbols.len() >= MAX_SYMBOLS {
+        let no_room = self.symbols.len() >= MAX_SYMBOLS && !self.symbols.contains_key(&tick.symbol);
+        if no_room || tick.symbol.len() > MAX_SYMBOL_BYTES {
             self.untracked += 1;
             return;
         }
@@ -173,5 +178,14 @@ mod tests {
         // A tracked symbol still counts.
         board.record(&tick("S0", 1.0));
         assert_eq!(board.symbols["S0"].current, 2);
+    }
+
+    #[test]
+    fn overlong_symbols_are_counted_not_stored() {
+        let mut board = SymbolBoard::default();
+        board.record(&tick(&"X".repeat(MAX_SYMBOL_BYTES + 1), 1.0));
+        board.record(&tick(&"Y".repeat(MAX_SYMBOL_BYTES), 1.0));
+        assert_eq!(board.untracked, 1);
+        assert_eq!(ranking(&board).len(), 1);
     }
 }

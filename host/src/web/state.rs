@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::activity::{SymbolBoard, MAX_SYMBOLS};
+use super::activity::{SymbolBoard, MAX_SYMBOLS, MAX_SYMBOL_BYTES};
 use crate::bus::{Bus, Channels};
 use crate::contract::{HOST_HEALTH_FIELDS, REQUIRED_METRICS};
 use crate::events::{health_object, session_object};
@@ -320,12 +320,13 @@ fn follow_ticks(bus: &Bus, state: Arc<DashboardState>, cancel: CancellationToken
                 () = cancel.cancelled() => return,
                 _ = publish.tick() => {
                     if rotated.elapsed() >= ACTIVITY_HALF {
+                        // At most one warning per window.
+                        if board.untracked > untracked_logged {
+                            tracing::warn!(untracked_ticks = board.untracked, max_symbols = MAX_SYMBOLS, max_symbol_bytes = MAX_SYMBOL_BYTES, "ticks of symbols the most-active board does not track (too many, or too long)");
+                            untracked_logged = board.untracked;
+                        }
                         board.rotate();
                         rotated = Instant::now();
-                    }
-                    if board.untracked > untracked_logged {
-                        tracing::warn!(untracked_ticks = board.untracked, max_symbols = MAX_SYMBOLS, "more symbols on the ticks channel than the most-active board tracks");
-                        untracked_logged = board.untracked;
                     }
                     state.set_top_symbols(board.top());
                 }
