@@ -87,6 +87,9 @@ pub struct SentTrade {
     pub size: u64,
     /// Timestamp.
     pub timestamp: i64,
+    /// When its frame was written to the socket (in the log; when it was
+    /// generated, before).
+    pub sent_at: Instant,
 }
 
 /// Simulator counters.
@@ -638,8 +641,12 @@ fn record(shared: &Shared, chunk: &[Event]) {
         .trades_sent
         .fetch_add(trades.len() as u64, Ordering::Relaxed);
     if shared.config.record {
+        let sent_at = Instant::now();
         if let Ok(mut log) = shared.stats.trades.lock() {
-            log.extend(trades.into_iter().cloned());
+            log.extend(trades.into_iter().map(|t| SentTrade {
+                sent_at,
+                ..t.clone()
+            }));
         }
     }
 }
@@ -672,6 +679,7 @@ fn generate(shared: &Shared, subs: &Subscriptions, n: usize, now: i64) -> Vec<Ev
                 price: trade.p,
                 size: trade.s,
                 timestamp: trade.t,
+                sent_at: Instant::now(),
             };
             if let Ok(json) = serde_json::to_string(&trade) {
                 out.push((json, Some(sent)));

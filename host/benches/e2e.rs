@@ -1,0 +1,358 @@
+//! End-to-end performance as an operator would measure it, printed as one
+//! table against the targets. Everything runs on this machine: a private
+//! `redis-server`, the release `tickstock` binary as its own process, and
+//! subscribers that read every message.
+//!
+//! - **P1 throughput**: `tickstock simulate --rate 0 --batch 100` (its own
+//!   process) → `tickstock ingest` → Redis, with one `redis-cli SUBSCRIBE`
+//!   consumer; ticks/s published, read from Redis's own `PUBLISH` counter
+//!   over a steady window. Beside it, the ceiling: `redis-benchmark -P 16`
+//!   publishing a tick-sized payload to the same channel, with the same
+//!   subscriber, in the same run.
+//! - **P3 latency** at 10,000 trades/s: the simulator runs in this process
+//!   and logs when each frame was written; a subscriber here stamps each
+//!   tick's arrival, and the two are matched by symbol, price, size and
+//!   timestamp (one clock, so no skew).
+//! - **P5 footprint**: peak RSS (`VmHWM`) of `tickstock run` at 10,000
+//!   trades/s over the default 500 symbols, and of `ingest` under the P1
+//!   overload; start-up to the first tick on Redis with a warm cache.
+//!
+//! P2 (WASM vs native) and P4 (swap pause) have their own benches:
+//! `cargo bench -p tickstock --bench normalize` and `--bench swap`.
+//!
+//! `cargo bench -p tickstock --bench e2e` (`-- --seconds N` sets the P1
+//! window, 10 by default).
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../tests/common/redis_server.rs"]
+#[allow(dead_code)]
+mod redis_server;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis_server::{free_port, RedisServer};
+
+const KEY: &str = "bench-key";
+const PREFIX: &str = "bench";
+
+/// A child process, killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn peak_rss_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    }
+}
+
+fn tickstock(args: &[&str]) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_tickstock"))
+            .args(args)
+            .env("MASSIVE_API_KEY", KEY)
+            .env("TOKIO_WORKER_THREADS", "2")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn host(role: &str, redis: &RedisServer, feed_url: &str) -> Proc {
+    tickstock(&[
+        role,
+        "--redis-url",
+        &redis.url(),
+        "--massive-url",
+        feed_url,
+        "--channel-prefix",
+        PREFIX,
+        "--listen",
+        "127.0.0.1:0",
+    ])
+}
+
+fn ticks_channel() -> String {
+    format!("{PREFIX}:market:ticks")
+}
+
+/// `redis-cli SUBSCRIBE` on the ticks channel, output discarded: the
+/// consumer the targets are stated with.
+fn redis_cli_subscriber(redis: &RedisServer) -> Proc {
+    let proc = Proc(
+        Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string(), "subscribe", &ticks_channel()])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-cli"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    proc
+}
+
+fn publishes(redis: &RedisServer) -> u64 {
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// P1: ticks/s through `ingest` at full input speed, and its peak RSS.
+fn throughput(seconds: u64) -> (f64, f64) {
+    let redis = RedisServer::start();
+    let _sub = redis_cli_subscriber(&redis);
+    let port = free_port();
+    let _sim = tickstock(&[
+        "simulate",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--key",
+        KEY,
+        "--rate",
+        "0",
+        "--batch",
+        "100",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    let ingest = host("ingest", &redis, &format!("ws://127.0.0.1:{port}/stocks"));
+    // Warm up (start-up, the first reconnects of nothing), then a window.
+    std::thread::sleep(Duration::from_secs(3));
+    let (before, t0) = (publishes(&redis), Instant::now());
+    std::thread::sleep(Duration::from_secs(seconds));
+    let rate = (publishes(&redis) - before) as f64 / t0.elapsed().as_secs_f64();
+    (rate, ingest.peak_rss_mib())
+}
+
+/// The Redis ceiling: `redis-benchmark -P 16` PUBLISH of a tick-sized
+/// payload, with a `redis-cli` subscriber reading every message.
+fn ceiling() -> f64 {
+    let redis = RedisServer::start();
+    let _sub = redis_cli_subscriber(&redis);
+    let payload = r#"{"type":"market_tick","symbol":"AAPL","price":227.52,"volume":100,"timestamp":1759864911658,"source":"massive"}"#;
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "-P",
+            "16",
+            "-n",
+            "2000000",
+            "-q",
+        ])
+        .args(["PUBLISH", &ticks_channel(), payload])
+        .output()
+        .expect("redis-benchmark");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "PUBLISH ...: 612345.67 requests per second, p50=..." (after \r progress lines)
+    text.rsplit('\r')
+        .find_map(|part| {
+            let (_, rest) = part.split_once(": ")?;
+            rest.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .unwrap_or(f64::NAN)
+}
+
+struct Latency {
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+    matched: usize,
+    sent: usize,
+    rss: f64,
+    first_tick: Duration,
+}
+
+/// P3 and P5 at 10,000 trades/s through `tickstock run`.
+fn latency(seconds: u64) -> Latency {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let universe = tickstock::universe::Universe::named(tickstock::universe::DEFAULT_UNIVERSE)
+        .unwrap()
+        .symbols;
+    let sim = rt.block_on(async {
+        tickstock::simulator::Simulator::start(
+            "127.0.0.1:0",
+            tickstock::simulator::SimulatorConfig {
+                key: Some(KEY.into()),
+                rate: 10_000.0,
+                batch: 10,
+                seed: 7,
+                universe,
+                record: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+    });
+    let redis = RedisServer::start();
+    let arrivals: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let quit = Arc::new(AtomicBool::new(false));
+    let (tx, ready) = std::sync::mpsc::channel();
+    let reader = {
+        let (arrivals, quit, url) = (arrivals.clone(), quit.clone(), redis.url());
+        std::thread::spawn(move || {
+            let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+            let mut pubsub = conn.as_pubsub();
+            pubsub.subscribe(ticks_channel()).unwrap();
+            pubsub
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            tx.send(()).unwrap();
+            while !quit.load(Ordering::Relaxed) {
+                if let Ok(msg) = pubsub.get_message() {
+                    let at = Instant::now();
+                    let payload: String = msg.get_payload().unwrap();
+                    arrivals.lock().unwrap().push((payload, at));
+                }
+            }
+        })
+    };
+    ready.recv().unwrap();
+    let started = Instant::now();
+    let run = host("run", &redis, &sim.url());
+    while arrivals.lock().unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no tick");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let first_tick = started.elapsed();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let rss = run.peak_rss_mib();
+    drop(run);
+    rt.block_on(sim.shutdown());
+    quit.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+
+    #[derive(serde::Deserialize)]
+    struct Tick {
+        symbol: String,
+        price: f64,
+        volume: u64,
+        timestamp: i64,
+    }
+    let key = |symbol: &str, price: f64, size: u64, t: i64| {
+        (symbol.to_string(), price.to_bits(), size, t)
+    };
+    let sent: HashMap<_, Instant> = sim
+        .stats()
+        .sent_trades()
+        .into_iter()
+        .map(|s| (key(&s.symbol, s.price, s.size, s.timestamp), s.sent_at))
+        .collect();
+    let mut micros: Vec<f64> = arrivals
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(payload, at)| {
+            let t: Tick = serde_json::from_str(payload).ok()?;
+            let sent_at = sent.get(&key(&t.symbol, t.price, t.volume, t.timestamp))?;
+            Some(at.saturating_duration_since(*sent_at).as_secs_f64() * 1e6)
+        })
+        .collect();
+    micros.sort_by(f64::total_cmp);
+    let q = |p: f64| micros[((micros.len() as f64 - 1.0) * p).round() as usize];
+    Latency {
+        p50: q(0.50),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: *micros.last().unwrap(),
+        matched: micros.len(),
+        sent: sent.len(),
+        rss,
+        first_tick,
+    }
+}
+
+fn row(target: &str, measured: String, goal: &str, met: bool) {
+    println!(
+        "| {target} | {measured} | {goal} | {} |",
+        if met { "met" } else { "**missed**" }
+    );
+}
+
+fn main() {
+    let seconds: u64 = std::env::args()
+        .skip_while(|a| a != "--seconds")
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let (tps, overload_rss) = throughput(seconds);
+    let ceiling = ceiling();
+    let lat = latency(seconds);
+    let ratio = tps / ceiling;
+    println!("| target | measured | goal | |");
+    println!("|---|---|---|---|");
+    row(
+        "P1 ticks/s, simulator → ingest → Redis → redis-cli",
+        format!("{tps:.0}"),
+        "≥ 250,000",
+        tps >= 250_000.0,
+    );
+    row(
+        "P1 vs redis-benchmark -P 16 PUBLISH, same subscriber",
+        format!("{:.0}% of {ceiling:.0}/s", ratio * 100.0),
+        "≥ 70%",
+        ratio >= 0.70,
+    );
+    row(
+        "P3 latency at 10,000 trades/s, send → subscriber (µs)",
+        format!(
+            "p50 {:.0}, p99 {:.0}, p99.9 {:.0}, max {:.0} ({} of {} ticks matched)",
+            lat.p50, lat.p99, lat.p999, lat.max, lat.matched, lat.sent
+        ),
+        "p99 < 1,000",
+        lat.p99 < 1_000.0,
+    );
+    row(
+        "P5 peak RSS, `run` at 10,000 trades/s, 500 symbols",
+        format!("{:.1} MiB", lat.rss),
+        "< 64 MiB",
+        lat.rss < 64.0,
+    );
+    row(
+        "P5 peak RSS, `ingest` under the P1 overload",
+        format!("{overload_rss:.1} MiB"),
+        "< 64 MiB",
+        overload_rss < 64.0,
+    );
+    row(
+        "P5 start → first tick on Redis (warm cache)",
+        format!("{:.0} ms", lat.first_tick.as_secs_f64() * 1e3),
+        "< 500 ms",
+        lat.first_tick < Duration::from_millis(500),
+    );
+}
