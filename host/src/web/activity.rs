@@ -129,6 +129,20 @@ mod tests {
     }
 
     #[test]
+    fn ties_are_listed_by_name_so_the_list_does_not_shuffle() {
+        let mut board = SymbolBoard::default();
+        // Inserted in reverse: a map's order would not be by name.
+        let names: Vec<String> = (0..TOP_SYMBOLS).rev().map(|i| format!("T{i:02}")).collect();
+        for name in &names {
+            board.record(&tick(name, 1.0));
+        }
+        let mut expected = names.clone();
+        expected.sort();
+        let listed: Vec<String> = ranking(&board).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(listed, expected);
+    }
+
+    #[test]
     fn the_entry_carries_the_last_price_and_timestamp() {
         let mut board = SymbolBoard::default();
         board.record(&tick("A", 1.0));
