@@ -240,18 +240,23 @@ async fn send(
         Ok(Err(e)) => return Err(format!("publish failed: {}", e.kind_name())),
         Err(_) => return Err("publish timed out".into()),
     };
+    // Counted once per batch: one atomic add per message is measurable at
+    // hundreds of thousands of messages a second.
+    let (mut published, mut ticks_published) = (0, 0);
     for (message, reply) in batch.iter().zip(replies) {
         let is_tick = *message.channel == *ticks;
         match reply {
             redis::Value::ServerError(err) => refused(stats, message, err.code(), is_tick),
             _ => {
-                stats.published.fetch_add(1, Ordering::Relaxed);
-                if is_tick {
-                    stats.ticks_published.fetch_add(1, Ordering::Relaxed);
-                }
+                published += 1;
+                ticks_published += u64::from(is_tick);
             }
         }
     }
+    stats.published.fetch_add(published, Ordering::Relaxed);
+    stats
+        .ticks_published
+        .fetch_add(ticks_published, Ordering::Relaxed);
     Ok(())
 }
 
