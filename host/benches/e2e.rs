@@ -13,6 +13,7 @@
 //!   and logs when each frame was written; a subscriber here stamps each
 //!   tick's arrival, and the two are matched by symbol, price, size and
 //!   timestamp (one clock, so no skew).
+//!   Measured through `ingest`, and again through `run`.
 //! - **P5 footprint**: peak RSS (`VmHWM`) of `tickstock run` at 10,000
 //!   trades/s over the default 500 symbols, and of `ingest` under the P1
 //!   overload; start-up to the first tick on Redis with a warm cache.
@@ -29,7 +30,7 @@
 #[allow(dead_code)]
 mod redis_server;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -193,8 +194,8 @@ struct Latency {
     first_tick: Duration,
 }
 
-/// P3 and P5 at 10,000 trades/s through `tickstock run`.
-fn latency(seconds: u64) -> Latency {
+/// Latency, peak RSS and start-up at 10,000 trades/s through `role`.
+fn latency(role: &str, seconds: u64) -> Latency {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -244,7 +245,7 @@ fn latency(seconds: u64) -> Latency {
     };
     ready.recv().unwrap();
     let started = Instant::now();
-    let run = host("run", &redis, &sim.url());
+    let run = host(role, &redis, &sim.url());
     while arrivals.lock().unwrap().is_empty() {
         assert!(started.elapsed() < Duration::from_secs(30), "no tick");
         std::thread::sleep(Duration::from_millis(1));
@@ -267,20 +268,25 @@ fn latency(seconds: u64) -> Latency {
     let key = |symbol: &str, price: f64, size: u64, t: i64| {
         (symbol.to_string(), price.to_bits(), size, t)
     };
-    let sent: HashMap<_, Instant> = sim
-        .stats()
-        .sent_trades()
-        .into_iter()
-        .map(|s| (key(&s.symbol, s.price, s.size, s.timestamp), s.sent_at))
-        .collect();
+    // Two trades can look alike (same symbol, price, size and ms): each
+    // arrival takes the earliest unmatched sending of its kind.
+    let log = sim.stats().sent_trades();
+    let mut sent: HashMap<_, VecDeque<Instant>> = HashMap::new();
+    for s in &log {
+        sent.entry(key(&s.symbol, s.price, s.size, s.timestamp))
+            .or_default()
+            .push_back(s.sent_at);
+    }
     let mut micros: Vec<f64> = arrivals
         .lock()
         .unwrap()
         .iter()
         .filter_map(|(payload, at)| {
             let t: Tick = serde_json::from_str(payload).ok()?;
-            let sent_at = sent.get(&key(&t.symbol, t.price, t.volume, t.timestamp))?;
-            Some(at.saturating_duration_since(*sent_at).as_secs_f64() * 1e6)
+            let sent_at = sent
+                .get_mut(&key(&t.symbol, t.price, t.volume, t.timestamp))?
+                .pop_front()?;
+            Some(at.saturating_duration_since(sent_at).as_secs_f64() * 1e6)
         })
         .collect();
     micros.sort_by(f64::total_cmp);
@@ -291,7 +297,7 @@ fn latency(seconds: u64) -> Latency {
         p999: q(0.999),
         max: *micros.last().unwrap(),
         matched: micros.len(),
-        sent: sent.len(),
+        sent: log.len(),
         rss,
         first_tick,
     }
@@ -312,7 +318,8 @@ fn main() {
         .unwrap_or(10);
     let (tps, overload_rss) = throughput(seconds);
     let ceiling = ceiling();
-    let lat = latency(seconds);
+    let lat = latency("ingest", seconds);
+    let all = latency("run", seconds);
     let ratio = tps / ceiling;
     println!("| target | measured | goal | |");
     println!("|---|---|---|---|");
@@ -329,7 +336,7 @@ fn main() {
         ratio >= 0.70,
     );
     row(
-        "P3 latency at 10,000 trades/s, send → subscriber (µs)",
+        "P3 latency at 10,000 trades/s, send → `ingest` → subscriber (µs)",
         format!(
             "p50 {:.0}, p99 {:.0}, p99.9 {:.0}, max {:.0} ({} of {} ticks matched)",
             lat.p50, lat.p99, lat.p999, lat.max, lat.matched, lat.sent
@@ -338,10 +345,19 @@ fn main() {
         lat.p99 < 1_000.0,
     );
     row(
+        "P3 the same through `run` (all roles in one process)",
+        format!(
+            "p50 {:.0}, p99 {:.0}, p99.9 {:.0}, max {:.0} ({} of {} ticks matched)",
+            all.p50, all.p99, all.p999, all.max, all.matched, all.sent
+        ),
+        "p99 < 1,000",
+        all.p99 < 1_000.0,
+    );
+    row(
         "P5 peak RSS, `run` at 10,000 trades/s, 500 symbols",
-        format!("{:.1} MiB", lat.rss),
+        format!("{:.1} MiB", all.rss),
         "< 64 MiB",
-        lat.rss < 64.0,
+        all.rss < 64.0,
     );
     row(
         "P5 peak RSS, `ingest` under the P1 overload",
@@ -351,8 +367,8 @@ fn main() {
     );
     row(
         "P5 start → first tick on Redis (warm cache)",
-        format!("{:.0} ms", lat.first_tick.as_secs_f64() * 1e3),
+        format!("{:.0} ms", all.first_tick.as_secs_f64() * 1e3),
         "< 500 ms",
-        lat.first_tick < Duration::from_millis(500),
+        all.first_tick < Duration::from_millis(500),
     );
 }

@@ -1,6 +1,7 @@
 //! Normalize throughput: the normalizer component through the host runtime
 //! (WASM) against the very same parsing code compiled natively, for frames
-//! of 1, 100 and 1000 trade events, in one run. Criterion prints
+//! of 1, 10, 100 and 1000 trade events (the performance target names 1, 10
+//! and 100), in one run. Criterion prints
 //! elements/s, i.e. ticks/s.
 //!
 //! `cargo bench -p tickstock --bench normalize`
@@ -41,7 +42,7 @@ fn normalize(c: &mut Criterion) {
     let mut wasm = NormalizerPlugin::new(&engine, component).unwrap();
 
     let mut group = c.benchmark_group("normalize");
-    for n in [1usize, 100, 1000] {
+    for n in [1usize, 10, 100, 1000] {
         let frame = frame(n);
         assert_eq!(wasm.normalize_frame(&frame).unwrap().ticks.len(), n);
         assert_eq!(tickstock_normalizer::normalize_frame(&frame).ticks.len(), n);
