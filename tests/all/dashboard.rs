@@ -23,10 +23,32 @@ async fn host(name: &str) -> TestHost {
     TestHost::start(&config).await
 }
 
-/// chromedriver on a free port, killed on drop.
+/// chromedriver on a free port, killed on drop with the Chromium it
+/// started (also when a test fails before it closed its browser: Chromium
+/// leaves chromedriver's process group, so it is found by its profile
+/// directory, which names the port).
 struct ChromeDriver {
     port: u16,
     _child: Child,
+}
+
+impl ChromeDriver {
+    /// The browser's profile directory, unique to this driver.
+    fn profile(&self) -> String {
+        std::env::temp_dir()
+            .join(format!("tickstock-test-chromium-{}", self.port))
+            .display()
+            .to_string()
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill")
+            .args(["-KILL", "-f", &self.profile()])
+            .status();
+        let _ = std::fs::remove_dir_all(self.profile());
+    }
 }
 
 impl ChromeDriver {
@@ -60,7 +82,7 @@ async fn browser(driver: &ChromeDriver) -> fantoccini::Client {
             "binary": "/usr/bin/chromium",
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                      "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--window-size=1400,1000"],
+                     "--window-size=1400,1000", format!("--user-data-dir={}", driver.profile())],
         }),
     );
     let deadline = Instant::now() + SECS;
