@@ -44,8 +44,11 @@ impl ChromeDriver {
 
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
+        // The profile path as a whole argument: another driver's port is
+        // not a prefix match.
+        let pattern = format!("--user-data-dir={}( |$)", regex_escape(&self.profile()));
         let _ = std::process::Command::new("pkill")
-            .args(["-KILL", "-f", &self.profile()])
+            .args(["-KILL", "-f", &pattern])
             .status();
         let _ = std::fs::remove_dir_all(self.profile());
     }
@@ -67,6 +70,17 @@ impl ChromeDriver {
             _child: Child::spawn(cmd),
         }
     }
+}
+
+/// `text` with the characters an extended regular expression treats
+/// specially escaped.
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = r"\.^$|?*+()[]{}".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
 }
 
 fn which(program: &str) -> bool {

@@ -6,4 +6,4 @@ mod market;
 mod server;
 
 pub use market::Market;
-pub use server::{Faults, SentTrade, Simulator, SimulatorConfig, SimulatorStats};
+pub use server::{Faults, SentTrade, Simulator, SimulatorConfig, SimulatorStats, PACE_EVERY};

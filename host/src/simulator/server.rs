@@ -57,6 +57,8 @@ pub struct SimulatorConfig {
     pub record: bool,
     /// Close connections that have not authenticated after this long.
     pub auth_timeout: Duration,
+    /// How often a paced connection sends what is due ([`PACE_EVERY`]).
+    pub pace_every: Duration,
 }
 
 impl Default for SimulatorConfig {
@@ -69,6 +71,7 @@ impl Default for SimulatorConfig {
             universe: Vec::new(),
             faults: Faults::default(),
             record: false,
+            pace_every: PACE_EVERY,
             auth_timeout: Duration::from_secs(10),
         }
     }
@@ -87,7 +90,7 @@ pub struct SentTrade {
     pub size: u64,
     /// Timestamp.
     pub timestamp: i64,
-    /// When its frame was written to the socket (in the log; when it was
+    /// When its frame was handed to the socket (in the log; when it was
     /// generated, before).
     pub sent_at: Instant,
 }
@@ -380,7 +383,7 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let config = &shared.config;
     let mut subs = Subscriptions::default();
-    let mut ticker = tokio::time::interval(PACE_EVERY);
+    let mut ticker = tokio::time::interval(config.pace_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pace = Pace::new(config.rate, config.batch.max(1));
     let mut emitter = Emitter::new(config.batch.max(1));
@@ -401,7 +404,10 @@ async fn serve(
                         let reply = handle_action(shared, &mut subs, &text);
                         // Pooled frames were of the old subscriptions.
                         emitter.pool.clear();
-                        if subs.trades.is_empty() && subs.quotes.is_empty() {
+                        // Trades are owed from the first subscription on,
+                        // not from the connection's start.
+                        let now_streaming = !subs.trades.is_empty() || !subs.quotes.is_empty();
+                        if now_streaming && !streaming {
                             pace.restart();
                         }
                         if let Some(reply) = reply {
@@ -413,12 +419,9 @@ async fn serve(
                     Some(Ok(_)) => continue,
                 }
             }
-            _ = ticker.tick(), if !streaming || config.rate > 0.0 => {
-                if !streaming {
-                    continue;
-                }
-                pace.due()
-            }
+            // No timer while nothing is subscribed: an idle connection
+            // costs no wake-ups.
+            _ = ticker.tick(), if streaming && config.rate > 0.0 => pace.due(),
             () = std::future::ready(()), if streaming && config.rate <= 0.0 => pace.batch as u64,
         };
         let sent = if config.rate <= 0.0 {
@@ -433,10 +436,13 @@ async fn serve(
     }
 }
 
-/// How often a paced simulator sends what is due. Fine-grained, so that
-/// at 10,000 trades/s a burst is 10 trades, not 100: coarse pacing shows up
-/// as latency in every measurement downstream.
-const PACE_EVERY: Duration = Duration::from_millis(1);
+/// How often a paced simulator looks at what is due, by default.
+/// Fine-grained, so that at 10,000 trades/s a burst is 10 trades (one
+/// frame of 10), not 100: coarse pacing shows up as latency in every
+/// measurement downstream.
+pub const PACE_EVERY: Duration = Duration::from_millis(1);
+/// Trades that do not fill a frame of `batch` wait at most this long.
+const PARTIAL_FRAME_AFTER: Duration = Duration::from_millis(10);
 
 /// How many trades are due at a fixed rate (0: a batch at a time, as fast
 /// as the client reads).
@@ -445,6 +451,7 @@ struct Pace {
     batch: usize,
     start: Instant,
     emitted: u64,
+    last_sent: Instant,
 }
 
 impl Pace {
@@ -454,22 +461,40 @@ impl Pace {
             batch,
             start: Instant::now(),
             emitted: 0,
+            last_sent: Instant::now(),
         }
     }
 
-    /// Starts counting again (nothing was subscribed).
+    /// Starts counting from now (streaming starts).
     fn restart(&mut self) {
         self.emitted = 0;
         self.start = Instant::now();
+        self.last_sent = self.start;
     }
 
-    /// Trades due now. After a stall it catches up by at most one second.
+    /// Trades to send now: whole frames of `batch` (so `--batch` and the
+    /// faults counted in frames mean the same at any pacing), or what is
+    /// owed once it waited [`PARTIAL_FRAME_AFTER`]. After a stall it
+    /// catches up by at most one second.
     fn due(&mut self) -> u64 {
         let target = (self.rate * self.start.elapsed().as_secs_f64()) as u64;
         let second = self.rate.ceil() as u64;
-        let due = target
+        let owed = target
             .saturating_sub(self.emitted)
             .min(second + self.batch as u64);
+        let batch = self.batch as u64;
+        let due = if owed >= batch || self.last_sent.elapsed() >= PARTIAL_FRAME_AFTER {
+            if owed >= batch {
+                owed / batch * batch
+            } else {
+                owed
+            }
+        } else {
+            0
+        };
+        if due > 0 {
+            self.last_sent = Instant::now();
+        }
         self.emitted = self.emitted.max(target.saturating_sub(second)) + due;
         due
     }
@@ -607,9 +632,12 @@ impl Emitter {
         chunk: &[Event],
     ) -> anyhow::Result<Sent> {
         let faults = &shared.config.faults;
+        // Stamped before the write: a task descheduled after writing must
+        // not make the frame look younger than it is.
+        let writing_at = Instant::now();
         sink.send(frame).await?;
         self.frames += 1;
-        record(shared, chunk);
+        record(shared, chunk, writing_at);
         let every = |n: Option<u64>| n.is_some_and(|n| n > 0 && self.frames.is_multiple_of(n));
         if let Some((n, bytes)) = faults.huge_frame_every {
             if every(Some(n)) {
@@ -638,7 +666,7 @@ fn frame_text(chunk: &[Event]) -> String {
 }
 
 /// Counts a sent frame and, with `record`, logs its trades.
-fn record(shared: &Shared, chunk: &[Event]) {
+fn record(shared: &Shared, chunk: &[Event], sent_at: Instant) {
     let trades: Vec<&SentTrade> = chunk.iter().filter_map(|(_, t)| t.as_ref()).collect();
     shared.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
     shared
@@ -646,7 +674,6 @@ fn record(shared: &Shared, chunk: &[Event]) {
         .trades_sent
         .fetch_add(trades.len() as u64, Ordering::Relaxed);
     if shared.config.record {
-        let sent_at = Instant::now();
         if let Ok(mut log) = shared.stats.trades.lock() {
             log.extend(trades.into_iter().map(|t| SentTrade {
                 sent_at,
