@@ -117,21 +117,6 @@ fn redis_cli_subscriber(redis: &RedisServer) -> Proc {
     proc
 }
 
-fn publishes(redis: &RedisServer) -> u64 {
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut conn)
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
-        .and_then(|rest| rest.split(',').next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// P1: ticks/s through `ingest` at full input speed, and its peak RSS.
 fn throughput(seconds: u64) -> (f64, f64) {
     let redis = RedisServer::start();
@@ -152,9 +137,9 @@ fn throughput(seconds: u64) -> (f64, f64) {
     let ingest = host("ingest", &redis, &format!("ws://127.0.0.1:{port}/stocks"));
     // Warm up (start-up, the first reconnects of nothing), then a window.
     std::thread::sleep(Duration::from_secs(3));
-    let (before, t0) = (publishes(&redis), Instant::now());
+    let (before, t0) = (redis.publish_calls(), Instant::now());
     std::thread::sleep(Duration::from_secs(seconds));
-    let rate = (publishes(&redis) - before) as f64 / t0.elapsed().as_secs_f64();
+    let rate = (redis.publish_calls() - before) as f64 / t0.elapsed().as_secs_f64();
     (rate, ingest.peak_rss_mib())
 }
 

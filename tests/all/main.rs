@@ -11,6 +11,7 @@ mod plugins_health;
 mod plugins_normalizer;
 mod plugins_runtime;
 #[path = "../common/redis_server.rs"]
+#[allow(dead_code)] // shared with the overload tests and the e2e bench
 mod redis_server;
 mod roles;
 mod sandbox;

@@ -44,6 +44,22 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// `PUBLISH` commands the server itself executed (`INFO commandstats`).
+    pub fn publish_calls(&self) -> u64 {
+        let mut conn = redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut conn)
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Kills the server (SIGKILL).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

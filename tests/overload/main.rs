@@ -228,23 +228,6 @@ fn redis() -> RedisServer {
     RedisServer::start_with(&["--client-output-buffer-limit", "pubsub 0 0 0"])
 }
 
-/// `PUBLISH` commands Redis itself executed.
-fn redis_publishes(redis: &RedisServer) -> u64 {
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut conn)
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Reads every message on `PREFIX:*` on its own thread, counting ticks and
 /// the ticks that arrived after a `session_stopped`.
 struct Subscriber {
@@ -350,7 +333,7 @@ fn overload(role: &str) -> (Counts, Subscriber) {
     // plus at most those it could not confirm: none sent twice.
     let published = counts.get("messages_published");
     let unconfirmed = counts.get("messages_unconfirmed");
-    let executed = redis_publishes(&redis);
+    let executed = redis.publish_calls();
     assert!(
         (published..=published + unconfirmed).contains(&executed),
         "Redis executed {executed} PUBLISH, the host published {published} (+{unconfirmed} unconfirmed)"
