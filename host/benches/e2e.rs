@@ -30,45 +30,27 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../tests/common/process.rs"]
+mod process;
 #[path = "../../tests/common/redis_server.rs"]
 #[allow(dead_code)]
 mod redis_server;
 
 use std::collections::{HashMap, VecDeque};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use process::Proc;
 use redis_server::{free_port, RedisServer};
 
 const KEY: &str = "bench-key";
 const PREFIX: &str = "bench";
 
-/// A child process, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn peak_rss_mib(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))?
-                    .split_whitespace()
-                    .next()?
-                    .parse::<f64>()
-                    .ok()
-            })
-            .map_or(f64::NAN, |kib| kib / 1024.0)
-    }
+/// Peak RSS of `proc` in MiB (NaN once it is gone).
+fn peak_rss_mib(proc: &Proc) -> f64 {
+    proc.memory_mib("VmHWM:").unwrap_or(f64::NAN)
 }
 
 fn tickstock(args: &[&str]) -> Proc {
@@ -140,7 +122,7 @@ fn throughput(seconds: u64) -> (f64, f64) {
     let (before, t0) = (redis.publish_calls(), Instant::now());
     std::thread::sleep(Duration::from_secs(seconds));
     let rate = (redis.publish_calls() - before) as f64 / t0.elapsed().as_secs_f64();
-    (rate, ingest.peak_rss_mib())
+    (rate, peak_rss_mib(&ingest))
 }
 
 /// The Redis ceiling: `redis-benchmark -P 16` PUBLISH of a tick-sized
@@ -246,7 +228,7 @@ fn latency(role: &str, seconds: u64, pace: Duration) -> Latency {
     // the steady state costs: arrivals in the first second are left out.
     let steady_from = Instant::now() + Duration::from_secs(1);
     std::thread::sleep(Duration::from_secs(seconds + 1));
-    let rss = run.peak_rss_mib();
+    let rss = peak_rss_mib(&run);
     drop(run);
     rt.block_on(sim.shutdown());
     quit.store(true, Ordering::Relaxed);

@@ -12,15 +12,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "../common/process.rs"]
+mod process;
 #[path = "../common/redis_server.rs"]
 #[allow(dead_code)] // shared with `tests/all`, which uses all of it
 mod redis_server;
 
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use process::Proc;
 use redis_server::{free_port, RedisServer};
 
 /// The host's stated peak RSS bound under overload, with the default
@@ -37,16 +40,6 @@ fn alone() -> MutexGuard<'static, ()> {
     ALONE
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A child process, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn tickstock() -> Command {
@@ -118,18 +111,9 @@ impl Host {
         self.proc.0.id()
     }
 
-    /// A `/proc/PID/status` field in MiB (`VmRSS`, `VmHWM`: the peak), or
-    /// `None` once the process is gone.
+    /// A `/proc/PID/status` field in MiB (see [`Proc::memory_mib`]).
     fn memory_mib(&self, field: &str) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()?;
-        Some(kib / 1024.0)
+        self.proc.memory_mib(field)
     }
 
     /// Lets the input run for `how_long`, sampling RSS (printed); the host
