@@ -24,4 +24,49 @@ const GUESTS: &[Guest] = &[
 
 fn main() {
     build_guests::main(1, "guests", GUESTS);
+    pin_versions();
+}
+
+/// Exports the versions `tickstock plugin new` pins in the projects it
+/// writes: the toolchain of `rust-toolchain.toml` and the highest locked
+/// version of each guest dependency in `Cargo.lock`.
+fn pin_versions() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let toolchain = std::fs::read_to_string(root.join("rust-toolchain.toml")).unwrap();
+    let rust = toolchain
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("channel = "))
+        .expect("rust-toolchain.toml names a channel")
+        .trim_matches('"');
+    println!("cargo:rustc-env=TICKSTOCK_PIN_RUST={rust}");
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap();
+    for (package, var) in [
+        ("wit-bindgen", "WIT_BINDGEN"),
+        ("serde", "SERDE"),
+        ("serde_json", "SERDE_JSON"),
+    ] {
+        let version = lock
+            .split("[[package]]")
+            .filter_map(|entry| {
+                let mut lines = entry.lines().map(str::trim);
+                let name = lines
+                    .find_map(|l| l.strip_prefix("name = "))?
+                    .trim_matches('"');
+                let version = lines
+                    .find_map(|l| l.strip_prefix("version = "))?
+                    .trim_matches('"');
+                (name == package).then(|| version.to_string())
+            })
+            .max_by_key(|v| {
+                v.split('.')
+                    .map(|n| n.parse::<u64>().unwrap_or(0))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_else(|| panic!("{package} is not in Cargo.lock"));
+        println!("cargo:rustc-env=TICKSTOCK_PIN_{var}={version}");
+    }
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("rust-toolchain.toml").display()
+    );
 }

@@ -22,8 +22,20 @@
 //!   trades/s over the default 500 symbols, and of `ingest` under the P1
 //!   overload; start-up to the first tick on Redis with a warm cache.
 //!
-//! P2 (WASM vs native) and P4 (swap pause) have their own benches:
-//! `cargo bench -p tickstock --bench normalize` and `--bench swap`.
+//! - **P2 WASM cost**: the default normalizer and health components through
+//!   the host runtime against the same guest crates compiled natively into
+//!   this bench, per frame of 1, 10 and 100 trades: `normalize-frame`, then
+//!   `observe` of the frame's ticks. Native and WASM rounds alternate on one
+//!   thread and the median of the per-round ratios is reported, so a noisy
+//!   neighbour hits both sides alike.
+//! - **P4 swap** under 100,000 trades/s: `tickstock run` as its own process,
+//!   the normalizer swapped 20 times (1.0.0 <-> 1.1.0) through the admin
+//!   API; every trade the simulator logged is matched in order against what
+//!   a subscriber received (lost, duplicated, out of order), and the pause
+//!   of the hot path is the one each install reports.
+//!
+//! Per-stage micro-benchmarks (criterion): `--bench normalize` and
+//! `--bench swap`.
 //!
 //! `cargo bench -p tickstock --bench e2e` (`-- --seconds N` sets the P1
 //! window, 10 by default).
@@ -46,6 +58,7 @@ use process::Proc;
 use redis_server::{free_port, RedisServer};
 
 const KEY: &str = "bench-key";
+const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
 const PREFIX: &str = "bench";
 
 /// Peak RSS of `proc` in MiB (NaN once it is gone).
@@ -58,6 +71,7 @@ fn tickstock(args: &[&str]) -> Proc {
         Command::new(env!("CARGO_BIN_EXE_tickstock"))
             .args(args)
             .env("MASSIVE_API_KEY", KEY)
+            .env("TICKSTOCK_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("TOKIO_WORKER_THREADS", "2")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -68,6 +82,11 @@ fn tickstock(args: &[&str]) -> Proc {
 }
 
 fn host(role: &str, redis: &RedisServer, feed_url: &str) -> Proc {
+    host_on(role, redis, feed_url, "127.0.0.1:0")
+}
+
+/// `host`, its HTTP server (dashboard and admin API) on `listen`.
+fn host_on(role: &str, redis: &RedisServer, feed_url: &str, listen: &str) -> Proc {
     tickstock(&[
         role,
         "--redis-url",
@@ -77,7 +96,7 @@ fn host(role: &str, redis: &RedisServer, feed_url: &str) -> Proc {
         "--channel-prefix",
         PREFIX,
         "--listen",
-        "127.0.0.1:0",
+        listen,
     ])
 }
 
@@ -154,6 +173,51 @@ fn ceiling() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// What the bench reads of a tick on the ticks channel.
+#[derive(serde::Deserialize)]
+struct WireTick {
+    symbol: String,
+    price: f64,
+    volume: u64,
+    timestamp: i64,
+}
+
+/// What identifies a trade, short of an id: symbol, price, size and time.
+fn trade_key(symbol: &str, price: f64, size: u64, t: i64) -> (String, u64, u64, i64) {
+    (symbol.to_string(), price.to_bits(), size, t)
+}
+
+type Arrivals = Arc<Mutex<Vec<(String, Instant)>>>;
+
+/// A thread subscribed to the ticks channel that stamps every message's
+/// arrival, until the flag is set. Returns once it is subscribed.
+fn subscribe_all(redis: &RedisServer) -> (Arrivals, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let arrivals: Arrivals = Arc::default();
+    let quit = Arc::new(AtomicBool::new(false));
+    let (tx, ready) = std::sync::mpsc::channel();
+    let reader = {
+        let (arrivals, quit, url) = (arrivals.clone(), quit.clone(), redis.url());
+        std::thread::spawn(move || {
+            let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+            let mut pubsub = conn.as_pubsub();
+            pubsub.subscribe(ticks_channel()).unwrap();
+            pubsub
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            tx.send(()).unwrap();
+            while !quit.load(Ordering::Relaxed) {
+                if let Ok(msg) = pubsub.get_message() {
+                    let at = Instant::now();
+                    let payload: String = msg.get_payload().unwrap();
+                    arrivals.lock().unwrap().push((payload, at));
+                }
+            }
+        })
+    };
+    ready.recv().unwrap();
+    (arrivals, quit, reader)
+}
+
 struct Latency {
     p50: f64,
     p99: f64,
@@ -194,29 +258,7 @@ fn latency(role: &str, seconds: u64, pace: Duration) -> Latency {
         .unwrap()
     });
     let redis = RedisServer::start();
-    let arrivals: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
-    let quit = Arc::new(AtomicBool::new(false));
-    let (tx, ready) = std::sync::mpsc::channel();
-    let reader = {
-        let (arrivals, quit, url) = (arrivals.clone(), quit.clone(), redis.url());
-        std::thread::spawn(move || {
-            let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
-            let mut pubsub = conn.as_pubsub();
-            pubsub.subscribe(ticks_channel()).unwrap();
-            pubsub
-                .set_read_timeout(Some(Duration::from_millis(100)))
-                .unwrap();
-            tx.send(()).unwrap();
-            while !quit.load(Ordering::Relaxed) {
-                if let Ok(msg) = pubsub.get_message() {
-                    let at = Instant::now();
-                    let payload: String = msg.get_payload().unwrap();
-                    arrivals.lock().unwrap().push((payload, at));
-                }
-            }
-        })
-    };
-    ready.recv().unwrap();
+    let (arrivals, quit, reader) = subscribe_all(&redis);
     let started = Instant::now();
     let run = host(role, &redis, &sim.url());
     while arrivals.lock().unwrap().is_empty() {
@@ -234,22 +276,12 @@ fn latency(role: &str, seconds: u64, pace: Duration) -> Latency {
     quit.store(true, Ordering::Relaxed);
     reader.join().unwrap();
 
-    #[derive(serde::Deserialize)]
-    struct Tick {
-        symbol: String,
-        price: f64,
-        volume: u64,
-        timestamp: i64,
-    }
-    let key = |symbol: &str, price: f64, size: u64, t: i64| {
-        (symbol.to_string(), price.to_bits(), size, t)
-    };
     // Two trades can look alike (same symbol, price, size and ms): each
     // arrival takes the earliest unmatched sending of its kind.
     let log = sim.stats().sent_trades();
     let mut sent: HashMap<_, VecDeque<Instant>> = HashMap::new();
     for s in &log {
-        sent.entry(key(&s.symbol, s.price, s.size, s.timestamp))
+        sent.entry(trade_key(&s.symbol, s.price, s.size, s.timestamp))
             .or_default()
             .push_back(s.sent_at);
     }
@@ -258,12 +290,12 @@ fn latency(role: &str, seconds: u64, pace: Duration) -> Latency {
         .unwrap()
         .iter()
         .filter_map(|(payload, at)| {
-            let t: Tick = serde_json::from_str(payload).ok()?;
+            let t: WireTick = serde_json::from_str(payload).ok()?;
             if *at < steady_from {
                 return None;
             }
             let sent_at = sent
-                .get_mut(&key(&t.symbol, t.price, t.volume, t.timestamp))?
+                .get_mut(&trade_key(&t.symbol, t.price, t.volume, t.timestamp))?
                 .pop_front()?;
             Some(at.saturating_duration_since(sent_at).as_secs_f64() * 1e6)
         })
@@ -280,6 +312,208 @@ fn latency(role: &str, seconds: u64, pace: Duration) -> Latency {
         sent: log.len(),
         rss,
         first_tick,
+    }
+}
+
+/// A frame of `n` trade events over 50 symbols, as the feed sends them.
+fn frame(n: usize) -> String {
+    let events: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"ev":"T","sym":"SYM{}","x":{},"i":"{}","z":3,"p":{:.2},"s":{},"c":[12,37],"t":{},"q":{}}}"#,
+                i % 50,
+                i % 20,
+                1_000_000 + i,
+                100.0 + (i % 997) as f64 * 0.01,
+                100 * (1 + i % 7),
+                1_759_864_911_658u64 + i as u64,
+                3_681_328 + i
+            )
+        })
+        .collect();
+    format!("[{}]", events.join(","))
+}
+
+/// P2: CPU time per tick of normalize + observe, WASM over native, for a
+/// frame of `n` trades (the median ratio of 15 alternating rounds), with
+/// the native and WASM µs per tick of the median round.
+fn wasm_cost(n: usize) -> (f64, f64, f64) {
+    use tickstock::plugins::{embedded, HealthPlugin, NormalizerPlugin, PluginEngine, PluginKind};
+    let engine = PluginEngine::new(tickstock::plugins::Limits::default(), None).unwrap();
+    let load = |kind, bytes| Arc::new(engine.load(kind, bytes).unwrap());
+    let mut normalizer =
+        NormalizerPlugin::new(&engine, load(PluginKind::Normalizer, embedded::NORMALIZER)).unwrap();
+    let mut health =
+        HealthPlugin::new(&engine, load(PluginKind::Health, embedded::HEALTH)).unwrap();
+    let mut native_health = tickstock_health::state::HealthState::default();
+    let frame = frame(n);
+    let mut now = 1_700_000_000_000i64;
+    let mut native = |frame: &str, now: i64| {
+        let out = tickstock_normalizer::normalize_frame(std::hint::black_box(frame));
+        let symbols: Vec<&str> = out.ticks.iter().map(|t| t.tick.symbol.as_str()).collect();
+        native_health.observe(&symbols, now);
+        out.ticks.len()
+    };
+    let mut wasm = |frame: &str, now: i64| {
+        let out = normalizer
+            .normalize_frame(std::hint::black_box(frame))
+            .unwrap();
+        let ticks: Vec<_> = out.ticks.into_iter().map(|t| t.tick).collect();
+        health.observe(&ticks, now).unwrap();
+        ticks.len()
+    };
+    assert_eq!(native(&frame, now), n);
+    assert_eq!(wasm(&frame, now), n);
+    // Enough frames for ~50 ms of native work per round.
+    let per_round = (2_000_000 / (n * 20).max(1)).max(50);
+    let mut round = |f: &mut dyn FnMut(&str, i64) -> usize| {
+        let start = Instant::now();
+        for _ in 0..per_round {
+            now += 1;
+            f(&frame, now);
+        }
+        start.elapsed().as_secs_f64() * 1e6 / (per_round * n) as f64
+    };
+    let mut rounds: Vec<(f64, f64)> = (0..15)
+        .map(|_| {
+            let a = round(&mut native);
+            let b = round(&mut wasm);
+            (a, b)
+        })
+        .collect();
+    rounds.sort_by(|x, y| (x.1 / x.0).total_cmp(&(y.1 / y.0)));
+    let (native_us, wasm_us) = rounds[rounds.len() / 2];
+    (wasm_us / native_us, native_us, wasm_us)
+}
+
+/// P4: swaps under load through `tickstock run`.
+struct Swaps {
+    swaps: usize,
+    sent: usize,
+    lost: usize,
+    duplicated: usize,
+    reordered: usize,
+    max_pause_us: u64,
+    median_pause_us: u64,
+    rate: f64,
+}
+
+/// P4: `tickstock run` fed 100,000 trades/s while the normalizer is swapped
+/// `swaps` times through the admin API; every logged trade matched in order.
+fn swaps_under_load(swaps: usize) -> Swaps {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let universe = tickstock::universe::Universe::named(tickstock::universe::DEFAULT_UNIVERSE)
+        .unwrap()
+        .symbols;
+    let sim = rt.block_on(async {
+        tickstock::simulator::Simulator::start(
+            "127.0.0.1:0",
+            tickstock::simulator::SimulatorConfig {
+                key: Some(KEY.into()),
+                rate: 100_000.0,
+                batch: 100,
+                seed: 11,
+                universe,
+                record: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+    });
+    let redis = RedisServer::start();
+    let (arrivals, quit, reader) = subscribe_all(&redis);
+    let admin = free_port();
+    let run = host_on("run", &redis, &sim.url(), &format!("127.0.0.1:{admin}"));
+    let started = Instant::now();
+    while arrivals.lock().unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no tick");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let versions = [
+        tickstock_test_artifacts::normalizer_next(),
+        tickstock::plugins::embedded::NORMALIZER.to_vec(),
+    ];
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{admin}/admin/plugins/normalizer");
+    let mut pauses: Vec<u64> = (0..swaps)
+        .map(|i| {
+            std::thread::sleep(Duration::from_millis(400));
+            let reply: serde_json::Value = rt.block_on(async {
+                client
+                    .post(&url)
+                    .bearer_auth(ADMIN_TOKEN)
+                    .body(versions[i % 2].clone())
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap()
+            });
+            reply["installed"]["pause_us"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("swap {i}: {reply}"))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    rt.block_on(sim.shutdown());
+    // Every sent trade must arrive: wait for the tail, then stop.
+    let log = sim.stats().sent_trades();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while arrivals.lock().unwrap().len() < log.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    drop(run);
+    quit.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+
+    // Each arrival takes the earliest unmatched sending that looks like it;
+    // an arrival with none left is a duplicate, one whose sending comes
+    // before an earlier arrival's is out of order.
+    let mut sent: HashMap<_, VecDeque<usize>> = HashMap::new();
+    for (i, s) in log.iter().enumerate() {
+        sent.entry(trade_key(&s.symbol, s.price, s.size, s.timestamp))
+            .or_default()
+            .push_back(i);
+    }
+    let (mut duplicated, mut reordered, mut matched, mut last) = (0, 0, 0, None);
+    for (payload, _) in arrivals.lock().unwrap().iter() {
+        let Ok(t) = serde_json::from_str::<WireTick>(payload) else {
+            continue;
+        };
+        match sent
+            .get_mut(&trade_key(&t.symbol, t.price, t.volume, t.timestamp))
+            .and_then(VecDeque::pop_front)
+        {
+            None => duplicated += 1,
+            Some(i) => {
+                matched += 1;
+                if last.is_some_and(|l| i < l) {
+                    reordered += 1;
+                }
+                last = Some(i);
+            }
+        }
+    }
+    pauses.sort_unstable();
+    Swaps {
+        swaps,
+        sent: log.len(),
+        lost: log.len() - matched,
+        duplicated,
+        reordered,
+        max_pause_us: *pauses.last().unwrap(),
+        median_pause_us: pauses[pauses.len() / 2],
+        rate: match (log.first(), log.last()) {
+            (Some(a), Some(b)) => log.len() as f64 / (b.sent_at - a.sent_at).as_secs_f64(),
+            _ => 0.0,
+        },
     }
 }
 
@@ -301,6 +535,11 @@ fn main() {
     let lat = latency("ingest", seconds, tickstock::simulator::PACE_EVERY);
     let coarse = latency("ingest", seconds, Duration::from_millis(10));
     let all = latency("run", seconds, tickstock::simulator::PACE_EVERY);
+    let costs: Vec<_> = [1, 10, 100]
+        .into_iter()
+        .map(|n| (n, wasm_cost(n)))
+        .collect();
+    let swap = swaps_under_load(20);
     let ratio = tps / ceiling;
     println!("| target | measured | goal | |");
     println!("|---|---|---|---|");
@@ -316,6 +555,14 @@ fn main() {
         "≥ 70%",
         ratio >= 0.70,
     );
+    for (n, (ratio, native, wasm)) in &costs {
+        row(
+            &format!("P2 normalize + observe, WASM / native CPU per tick, frames of {n}"),
+            format!("{ratio:.2}x ({wasm:.2} µs vs {native:.2} µs per tick)"),
+            "≤ 1.3x",
+            *ratio <= 1.3,
+        );
+    }
     row(
         "P3 latency at 10,000 trades/s, send → `ingest` → subscriber (µs)",
         format!(
@@ -342,6 +589,24 @@ fn main() {
         ),
         "p99 < 1,000",
         all.p99 < 1_000.0,
+    );
+    row(
+        &format!(
+            "P4 {} normalizer swaps under {:.0} trades/s through `run`: lost / duplicated / out of order",
+            swap.swaps, swap.rate
+        ),
+        format!(
+            "{} / {} / {} of {} trades",
+            swap.lost, swap.duplicated, swap.reordered, swap.sent
+        ),
+        "0 / 0 / 0",
+        swap.lost + swap.duplicated + swap.reordered == 0,
+    );
+    row(
+        "P4 pause of the hot path per swap (µs)",
+        format!("median {}, max {}", swap.median_pause_us, swap.max_pause_us),
+        "< 1,000",
+        swap.max_pause_us < 1_000,
     );
     row(
         "P5 peak RSS, `run` at 10,000 trades/s, 500 symbols",

@@ -11,7 +11,7 @@ use crate::roles;
 /// Runs the command; returns the exit code (errors carry their context).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Plugin(args) => crate::author::run(args.action),
+        Command::Plugin(args) => crate::author::run(args),
         Command::Plugins(args) => crate::admin_client::run(args),
         Command::Run(args) => block_on(roles::run_all(Config::resolve(&args)?)),
         Command::Ingest(args) => block_on(roles::run_ingest(Config::resolve(&args)?)),

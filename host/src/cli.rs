@@ -223,6 +223,10 @@ pub enum PluginsAction {
 /// `plugin` subcommands (local, for plugin authors).
 #[derive(Debug, Args, Clone)]
 pub struct PluginArgs {
+    /// Directory for compiled components, so that testing a large component
+    /// again is fast [default: the user cache dir].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub action: PluginAction,
@@ -231,6 +235,45 @@ pub struct PluginArgs {
 /// Plugin-author tools.
 #[derive(Debug, Subcommand, Clone)]
 pub enum PluginAction {
+    /// Write a new plugin project into DIR (named after it), ready to build outside this repository.
+    New {
+        /// `normalizer` or `health`.
+        #[arg(long)]
+        kind: PluginKind,
+        /// `rust`, or `python` (health plugins only).
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crate::author::scaffold::Lang,
+        /// The project directory; its last component is the plugin's name.
+        dir: PathBuf,
+    },
+    /// Write the WIT contract this host embeds into DIR.
+    Wit {
+        /// Where to write `tickstock.wit`, its README and the golden frames.
+        dir: PathBuf,
+    },
+    /// The author's harness: everything the host checks, plus golden frames with diffs, fuzzing, determinism, state round trip, latency, memory and a diff against the default plugin; exit 0 only when all pass.
+    Test {
+        /// The component file.
+        file: PathBuf,
+        /// `normalizer` or `health` [default: found from its exports].
+        #[arg(long)]
+        kind: Option<PluginKind>,
+        /// Extra frames, one JSON frame per line (for a health plugin they are normalized into tick batches).
+        #[arg(long, value_name = "FILE")]
+        frames: Option<PathBuf>,
+        /// Golden cases to use instead of the contract's (the format of wit/conformance/normalizer-1.json).
+        #[arg(long, value_name = "FILE")]
+        golden: Option<PathBuf>,
+        /// How many mutated frames (or hostile tick batches) to try.
+        #[arg(long, default_value_t = 300)]
+        fuzz: usize,
+        /// Seed of the mutations (to reproduce a failure).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Load a component exactly as the host would, run the conformance check a hot swap runs, and print what it is or why it would be refused (non-zero exit).
     Check {
         /// `normalizer` or `health`.

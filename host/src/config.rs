@@ -453,7 +453,8 @@ fn subscription(
     })
 }
 
-fn default_cache_dir() -> Option<PathBuf> {
+/// Where compiled components are cached unless told otherwise.
+pub fn default_cache_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "tickstock").map(|d| d.cache_dir().join("components"))
 }
 

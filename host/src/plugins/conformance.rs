@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::bindings::{EventKind, HealthReport, HostState, MetricValue, Tick};
+use super::bindings::{EventKind, HealthReport, HostState, MetricValue, Normalized, Tick};
 use super::{skip_reason_label, HealthPlugin, NormalizerPlugin};
 use crate::contract::{HOST_HEALTH_FIELDS, REQUIRED_METRICS};
 
@@ -62,7 +62,9 @@ pub fn normalizer_cases() -> Result<Vec<Case>, String> {
     parse_cases(NORMALIZER_CASES)
 }
 
-fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
+/// Golden cases in the format of `wit/conformance/normalizer-1.json` (an
+/// author's own file, for `plugin test --golden`).
+pub fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
     let cases = serde_json::from_str::<CaseFile>(text)
         .map_err(|e| format!("the golden frames do not parse: {e}"))?
         .cases;
@@ -80,55 +82,9 @@ pub fn check_normalizer(
     let cases = normalizer_cases().map_err(|e| vec![e])?;
     let mut problems = Vec::new();
     for case in &cases {
-        let out = match plugin.normalize_frame(&case.frame) {
-            Ok(out) => out,
-            Err(err) => {
-                problems.push(format!("{}: call failed: {err}", case.name));
-                continue;
-            }
-        };
-        if out.ticks.len() != case.ticks.len() {
-            problems.push(format!(
-                "{}: expected {} ticks, got {}",
-                case.name,
-                case.ticks.len(),
-                out.ticks.len()
-            ));
-        }
-        for (i, (got, want)) in out.ticks.iter().zip(&case.ticks).enumerate() {
-            if let Err(why) = payload_matches(&got.payload, want, strictness) {
-                problems.push(format!("{}: tick {i}: {why}", case.name));
-            }
-        }
-        let got: Vec<(&str, Option<&str>, &str)> = out
-            .skipped
-            .iter()
-            .map(|s| {
-                (
-                    skip_reason_label(s.reason),
-                    s.ev.as_deref(),
-                    s.detail.as_str(),
-                )
-            })
-            .collect();
-        if got.len() != case.skipped.len() {
-            problems.push(format!(
-                "{}: expected {} skipped, got {}: {got:?}",
-                case.name,
-                case.skipped.len(),
-                got.len()
-            ));
-            continue;
-        }
-        for (i, ((reason, ev, detail), want)) in got.iter().zip(&case.skipped).enumerate() {
-            let detail_ok = want.detail.as_deref().is_none_or(|d| d == *detail)
-                && (want.reason != "status" || ev.is_none() || !detail.is_empty());
-            if *reason != want.reason || *ev != want.ev.as_deref() || !detail_ok {
-                problems.push(format!(
-                    "{}: skipped {i}: expected {} {:?}, got {reason} {ev:?} {detail:?}",
-                    case.name, want.reason, want.ev
-                ));
-            }
+        match plugin.normalize_frame(&case.frame) {
+            Ok(out) => problems.extend(case_problems(case, &out, strictness)),
+            Err(err) => problems.push(format!("{}: call failed: {err}", case.name)),
         }
     }
     if problems.is_empty() {
@@ -136,6 +92,56 @@ pub fn check_normalizer(
     } else {
         Err(problems)
     }
+}
+
+/// What is wrong with `out` as the result of `case`'s frame, one line per
+/// mismatch, each starting with the case's name (empty when it matches).
+pub fn case_problems(case: &Case, out: &Normalized, strictness: Strictness) -> Vec<String> {
+    let mut problems = Vec::new();
+    if out.ticks.len() != case.ticks.len() {
+        problems.push(format!(
+            "{}: expected {} ticks, got {}",
+            case.name,
+            case.ticks.len(),
+            out.ticks.len()
+        ));
+    }
+    for (i, (got, want)) in out.ticks.iter().zip(&case.ticks).enumerate() {
+        if let Err(why) = payload_matches(&got.payload, want, strictness) {
+            problems.push(format!("{}: tick {i}: {why}", case.name));
+        }
+    }
+    let got: Vec<(&str, Option<&str>, &str)> = out
+        .skipped
+        .iter()
+        .map(|s| {
+            (
+                skip_reason_label(s.reason),
+                s.ev.as_deref(),
+                s.detail.as_str(),
+            )
+        })
+        .collect();
+    if got.len() != case.skipped.len() {
+        problems.push(format!(
+            "{}: expected {} skipped, got {}: {got:?}",
+            case.name,
+            case.skipped.len(),
+            got.len()
+        ));
+        return problems;
+    }
+    for (i, ((reason, ev, detail), want)) in got.iter().zip(&case.skipped).enumerate() {
+        let detail_ok = want.detail.as_deref().is_none_or(|d| d == *detail)
+            && (want.reason != "status" || ev.is_none() || !detail.is_empty());
+        if *reason != want.reason || *ev != want.ev.as_deref() || !detail_ok {
+            problems.push(format!(
+                "{}: skipped {i}: expected {} {:?}, got {reason} {ev:?} {detail:?}",
+                case.name, want.reason, want.ev
+            ));
+        }
+    }
+    problems
 }
 
 fn payload_matches(got: &str, want: &str, strictness: Strictness) -> Result<(), String> {

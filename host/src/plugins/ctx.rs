@@ -172,6 +172,11 @@ impl Budget {
         Ok(true)
     }
 
+    /// Bytes of memories and tables now.
+    pub(super) fn used(&self) -> usize {
+        self.used
+    }
+
     /// Undoes the last growth, which did not happen.
     fn undo_last(&mut self) {
         self.used = self.used.saturating_sub(self.last_growth);

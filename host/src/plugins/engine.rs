@@ -145,10 +145,37 @@ impl PluginEngine {
     /// This is CPU-heavy on a cache miss: call it off latency-critical
     /// threads.
     pub fn load(&self, kind: PluginKind, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
+        self.load_as(Some(kind), bytes)
+    }
+
+    /// [`Self::load`] for a component of either kind, found from its exports
+    /// (compiled once).
+    pub fn load_any(&self, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
+        self.load_as(None, bytes)
+    }
+
+    fn load_as(
+        &self,
+        kind: Option<PluginKind>,
+        bytes: &[u8],
+    ) -> Result<LoadedComponent, LoadError> {
         check_header(bytes)?;
         let sha256 = hex::encode(Sha256::digest(bytes));
         let (component, cache) = self.compile(bytes, &sha256)?;
-        let wit_version = compat::check(&self.engine, &component, kind)?;
+        let (kind, wit_version) = match kind {
+            Some(kind) => (kind, compat::check(&self.engine, &component, kind)?),
+            None => {
+                let first = PluginKind::Normalizer;
+                match compat::check(&self.engine, &component, first) {
+                    Ok(version) => (first, version),
+                    Err(LoadError::WrongKind { .. }) => {
+                        let other = PluginKind::Health;
+                        (other, compat::check(&self.engine, &component, other)?)
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+        };
         let pre = self
             .linker
             .instantiate_pre(&component)

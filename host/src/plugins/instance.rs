@@ -203,6 +203,13 @@ impl<W: World> Plugin<W> {
     /// Runs one call under the deadline. On failure the instance is
     /// replaced (a trapped instance cannot be entered again) and the error
     /// says what happened.
+    /// Bytes of linear memory and tables this instance holds (they never
+    /// shrink, so this is also its peak), counted against
+    /// [`Limits::memory_bytes`](super::Limits).
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().limiter.used()
+    }
+
     pub(super) fn call<R>(
         &mut self,
         f: impl FnOnce(&W, &mut Store<PluginCtx>) -> wasmtime::Result<R>,

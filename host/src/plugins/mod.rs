@@ -23,6 +23,7 @@ pub mod cache;
 pub mod compat;
 pub mod conformance;
 mod ctx;
+pub mod diff;
 pub mod embedded;
 mod engine;
 mod error;

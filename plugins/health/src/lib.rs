@@ -54,10 +54,16 @@ pub use bindings::tickstock::plugins::types::{
 };
 use std::cell::RefCell;
 
+// `tickstock plugin new` writes this crate out as a template: lines marked
+// `scaffold: drop` (and blocks between `scaffold: drop-begin` and `-end`)
+// are left out, and `// scaffold: use CODE` lines become CODE.
+
 /// The plugin's name, reported through `info`.
-pub const NAME: &str = "stream-health";
-/// The plugin's version, reported through `info` (the crate version, or the
-/// test-only 1.1.0 build's).
+pub const NAME: &str = "stream-health"; // scaffold: drop
+                                        // scaffold: use pub const NAME: &str = "{{name}}";
+/// The plugin's version, reported through `info`: the crate version.
+// scaffold: drop-begin
+// (Test-only builds of this repository report their own.)
 pub const VERSION: &str = if cfg!(feature = "test-next") {
     "1.1.0"
 } else if cfg!(feature = "test-faults") {
@@ -68,6 +74,8 @@ pub const VERSION: &str = if cfg!(feature = "test-next") {
 
 #[cfg(feature = "test-faults")]
 mod test_faults;
+// scaffold: drop-end
+// scaffold: use pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 thread_local! {
     // A component instance is single-threaded; the host keeps one instance
@@ -86,8 +94,8 @@ impl bindings::exports::tickstock::plugins::health_metrics::Guest for Component 
     }
 
     fn observe(ticks: Vec<Tick>, now_ms: i64) {
-        #[cfg(feature = "test-faults")]
-        test_faults::observe(&ticks);
+        #[cfg(feature = "test-faults")] // scaffold: drop
+        test_faults::observe(&ticks); // scaffold: drop
         STATE.with_borrow_mut(|s| {
             let symbols: Vec<&str> = ticks.iter().map(|t| t.symbol.as_str()).collect();
             s.observe(&symbols, now_ms);
@@ -95,20 +103,20 @@ impl bindings::exports::tickstock::plugins::health_metrics::Guest for Component 
     }
 
     fn report(now_ms: i64, host: HostState) -> HealthReport {
-        #[cfg(feature = "test-faults")]
-        test_faults::at(test_faults::Call::Report);
+        #[cfg(feature = "test-faults")] // scaffold: drop
+        test_faults::at(test_faults::Call::Report); // scaffold: drop
         STATE.with_borrow_mut(|s| s.report(now_ms, &host))
     }
 
     fn export_state() -> Vec<u8> {
-        #[cfg(feature = "test-faults")]
-        test_faults::at(test_faults::Call::Export);
+        #[cfg(feature = "test-faults")] // scaffold: drop
+        test_faults::at(test_faults::Call::Export); // scaffold: drop
         STATE.with_borrow(|s| s.export())
     }
 
     fn import_state(bytes: Vec<u8>, previous: PluginInfo) -> Result<(), String> {
-        #[cfg(feature = "test-faults")]
-        test_faults::at(test_faults::Call::Import);
+        #[cfg(feature = "test-faults")] // scaffold: drop
+        test_faults::at(test_faults::Call::Import); // scaffold: drop
         match state::HealthState::import(&bytes) {
             Ok(imported) => {
                 STATE.with_borrow_mut(|s| *s = imported);

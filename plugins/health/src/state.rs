@@ -139,10 +139,12 @@ impl HealthState {
             int("subscribed_symbols", i64::from(host.subscribed_symbols)),
             float("peak_ticks_per_second", self.peak_tps),
         ];
+        // scaffold: drop-begin
         if cfg!(feature = "test-next") {
             // The test-only 1.1.0 build's new metric.
             metrics.push(int("symbols_seen_total", self.last_seen.len() as i64));
         }
+        // scaffold: drop-end
         if let Some(last) = self.last_tick_ms {
             metrics.push(float(
                 "seconds_since_last_tick",
@@ -207,7 +209,7 @@ impl HealthState {
                 worsen(HealthStatus::Degraded, text);
             }
         }
-        (status, reasons.join("; "))
+        (status, clip_reason(reasons.join("; ")))
     }
 
     /// Serializes the state (JSON with a format tag).
@@ -232,6 +234,22 @@ impl HealthState {
         }
         Ok(exported.state)
     }
+}
+
+/// The longest reason reported; the host refuses a report whose reason is
+/// over 4 KiB, and the host's own issues can be long.
+pub const MAX_REASON_BYTES: usize = 1_024;
+
+fn clip_reason(mut reason: String) -> String {
+    if reason.len() > MAX_REASON_BYTES {
+        let mut end = MAX_REASON_BYTES - 3;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push_str("...");
+    }
+    reason
 }
 
 fn rank(status: HealthStatus) -> u8 {
@@ -259,6 +277,26 @@ fn float(name: &str, value: f64) -> Metric {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_reason_is_clipped_under_the_hosts_limit() {
+        let host = HostState {
+            window_ms: 10_000,
+            subscribed_symbols: 0,
+            feed_connected: false,
+            bus_connected: true,
+            dropped_since_last_report: 0,
+            issues: (0..50).map(|_| "é".repeat(100)).collect(),
+        };
+        let report = HealthState::default().report(1_000, &host);
+        assert!(
+            report.reason.len() <= MAX_REASON_BYTES,
+            "{}",
+            report.reason.len()
+        );
+        assert!(report.reason.starts_with("market feed disconnected; é"));
+        assert!(report.reason.ends_with("..."));
+    }
 
     fn host(window_ms: u64, subscribed: u32) -> HostState {
         HostState {

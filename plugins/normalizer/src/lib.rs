@@ -52,10 +52,16 @@ pub use bindings::tickstock::plugins::types::{
     EventKind, Normalized, NormalizedTick, PluginInfo, SkipReason, Skipped, Tick,
 };
 
+// `tickstock plugin new` writes this crate out as a template: lines marked
+// `scaffold: drop` (and blocks between `scaffold: drop-begin` and `-end`)
+// are left out, and `// scaffold: use CODE` lines become CODE.
+
 /// The plugin's name, reported through `info`.
-pub const NAME: &str = "massive-stocks";
-/// The plugin's version, reported through `info` (the crate version, or a
-/// test-only build's own).
+pub const NAME: &str = "massive-stocks"; // scaffold: drop
+                                         // scaffold: use pub const NAME: &str = "{{name}}";
+/// The plugin's version, reported through `info`: the crate version.
+// scaffold: drop-begin
+// (Test-only builds of this repository report their own.)
 pub const VERSION: &str = if cfg!(feature = "test-next") {
     "1.1.0"
 } else if cfg!(feature = "test-trap") {
@@ -65,6 +71,8 @@ pub const VERSION: &str = if cfg!(feature = "test-next") {
 } else {
     env!("CARGO_PKG_VERSION")
 };
+// scaffold: drop-end
+// scaffold: use pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Normalizes one raw Massive frame. This is what the component's
 /// `normalize-frame` export runs; it is public so the host's benchmark can run
@@ -84,6 +92,7 @@ impl bindings::exports::tickstock::plugins::normalize::Guest for Component {
     }
 
     fn normalize_frame(frame: String) -> Normalized {
+        // scaffold: drop-begin
         if cfg!(feature = "test-trap") && frame.contains("\"TRAPME\"") {
             panic!("test-trap build: refusing a frame with TRAPME");
         }
@@ -91,6 +100,7 @@ impl bindings::exports::tickstock::plugins::normalize::Guest for Component {
             // What a blocking call in ordinary code does to a plugin.
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
+        // scaffold: drop-end
         normalize_frame(&frame)
     }
 }

@@ -134,11 +134,17 @@ struct MarketTick<'a> {
     volume: u64,
     timestamp: i64,
     source: &'static str,
+    // scaffold: drop-begin
     /// Added by the test-only 1.1.0 build: the per-symbol sequence number.
     #[cfg(feature = "test-next")]
     #[serde(skip_serializing_if = "Option::is_none")]
     sequence: Option<u64>,
+    // scaffold: drop-end
 }
+
+/// The longest symbol published. Massive's are far shorter (options
+/// tickers, the longest, run to ~25 bytes).
+pub const MAX_SYMBOL_BYTES: usize = 64;
 
 /// Normalizes one frame (see the crate docs for the mapping).
 pub fn normalize(frame: &str) -> Normalized {
@@ -294,6 +300,15 @@ fn push_tick(
     e: &RawEvent<'_>,
     kind: EventKind,
 ) {
+    if symbol.len() > MAX_SYMBOL_BYTES {
+        // Without this, one absurd symbol would make a payload the host
+        // refuses, and with it every other tick of the frame.
+        out.skipped.push(malformed(
+            e.ev.as_deref().map(str::to_string),
+            &format!("symbol is longer than {MAX_SYMBOL_BYTES} bytes"),
+        ));
+        return;
+    }
     if !price.is_finite() {
         out.skipped.push(malformed(
             e.ev.as_deref().map(str::to_string),
@@ -308,8 +323,8 @@ fn push_tick(
         volume,
         timestamp,
         source: "massive",
-        #[cfg(feature = "test-next")]
-        sequence: e.q,
+        #[cfg(feature = "test-next")] // scaffold: drop
+        sequence: e.q, // scaffold: drop
     };
     let payload = match serde_json::to_string(&wire) {
         Ok(payload) => payload,
@@ -374,6 +389,23 @@ fn clip(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_overlong_symbol_skips_its_event_and_keeps_the_rest_of_the_frame() {
+        let frame = format!(
+            r#"[{{"ev":"T","sym":"{}","p":1.5,"s":1,"t":1}},{{"ev":"T","sym":"AAPL","p":1.5,"s":1,"t":1}}]"#,
+            "A".repeat(MAX_SYMBOL_BYTES + 1)
+        );
+        let out = normalize(&frame);
+        assert_eq!(out.ticks.len(), 1);
+        assert_eq!(out.ticks[0].tick.symbol, "AAPL");
+        assert_eq!(out.skipped.len(), 1);
+        assert_eq!(out.skipped[0].reason, SkipReason::Malformed);
+        assert!(out.skipped[0].detail.contains("longer than 64 bytes"));
+        let ok = "B".repeat(MAX_SYMBOL_BYTES);
+        let frame = format!(r#"[{{"ev":"T","sym":"{ok}","p":1.5,"s":1,"t":1}}]"#);
+        assert_eq!(normalize(&frame).ticks.len(), 1);
+    }
 
     #[test]
     fn trade_payload_is_the_contract_object() {

@@ -2,18 +2,25 @@
 //! through exactly the runtime the host uses.
 //!
 //! ```text
+//! tickstock plugin new --kind normalizer my-normalizer     # scaffold::new_project
+//! tickstock plugin wit wit/                                # scaffold::write_wit
+//! tickstock plugin test my_normalizer.wasm                 # harness
 //! tickstock plugin check normalizer target/wasm32-wasip2/release/my_normalizer.wasm
 //! echo '[{"ev":"T","sym":"AAPL","p":1.5,"s":10,"t":1}]' | tickstock plugin normalize --component my.wasm
 //! ```
 
+pub mod harness;
+pub mod scaffold;
+
 use std::io::{BufRead, Write};
 use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use serde_json::json;
 
-use crate::cli::PluginAction;
+use crate::cli::{PluginAction, PluginArgs};
 use crate::plugins::bindings::{health_metrics, normalize};
 use crate::plugins::{
     embedded, Limits, LoadedComponent, NormalizerPlugin, Plugin, PluginEngine, PluginInfo,
@@ -21,12 +28,58 @@ use crate::plugins::{
 };
 
 /// Runs a `plugin` subcommand; returns the process exit code.
-pub fn run(action: PluginAction) -> anyhow::Result<std::process::ExitCode> {
-    let engine = PluginEngine::new(Limits::default(), None)?;
-    match action {
-        PluginAction::Check { kind, file } => check(&engine, kind, &file),
+pub fn run(args: PluginArgs) -> anyhow::Result<ExitCode> {
+    let engine = || {
+        let cache_dir = args
+            .cache_dir
+            .clone()
+            .or_else(crate::config::default_cache_dir);
+        PluginEngine::new(Limits::default(), cache_dir.as_deref())
+    };
+    match args.action.clone() {
+        PluginAction::New { kind, lang, dir } => {
+            let files = scaffold::new_project(&dir, kind, lang)?;
+            println!("wrote a {kind} plugin project into {}:", dir.display());
+            for file in files.iter().filter(|f| !f.starts_with("wit/")) {
+                println!("  {file}");
+            }
+            println!("  wit/ (the contract)");
+            println!("next: see {}", dir.join("README.md").display());
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginAction::Wit { dir } => {
+            for file in scaffold::write_wit(&dir)? {
+                println!("{}", dir.join(file).display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginAction::Test {
+            file,
+            kind,
+            frames,
+            golden,
+            fuzz,
+            seed,
+            json,
+        } => {
+            let options = harness::TestOptions {
+                file,
+                kind,
+                frames,
+                golden,
+                fuzz,
+                seed,
+            };
+            let passed = harness::run_cli(&engine()?, &options, json)?;
+            Ok(if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        PluginAction::Check { kind, file } => check(&engine()?, kind, &file),
         PluginAction::Normalize { component, frames } => {
-            normalize(&engine, component.as_deref(), frames.as_deref())
+            normalize(&engine()?, component.as_deref(), frames.as_deref())
         }
     }
 }
@@ -35,11 +88,7 @@ fn read(file: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(file).with_context(|| format!("reading {}", file.display()))
 }
 
-fn check(
-    engine: &PluginEngine,
-    kind: PluginKind,
-    file: &Path,
-) -> anyhow::Result<std::process::ExitCode> {
+fn check(engine: &PluginEngine, kind: PluginKind, file: &Path) -> anyhow::Result<ExitCode> {
     let bytes = read(file)?;
     let loaded = engine
         .load(kind, &bytes)
@@ -51,6 +100,10 @@ fn check(
         PluginKind::Health => conform::<health_metrics::Guest>(engine, &loaded)?,
     };
     let problems = conformance.err().unwrap_or_default();
+    if problems.is_empty() {
+        // Accepted: kept in the compiled cache, as the host keeps it.
+        engine.keep(&loaded);
+    }
     let out = json!({
         "ok": problems.is_empty(),
         "kind": kind,
@@ -63,9 +116,9 @@ fn check(
     });
     println!("{out}");
     Ok(if problems.is_empty() {
-        std::process::ExitCode::SUCCESS
+        ExitCode::SUCCESS
     } else {
-        std::process::ExitCode::FAILURE
+        ExitCode::FAILURE
     })
 }
 
@@ -83,7 +136,7 @@ fn normalize(
     engine: &PluginEngine,
     component: Option<&Path>,
     frames: Option<&Path>,
-) -> anyhow::Result<std::process::ExitCode> {
+) -> anyhow::Result<ExitCode> {
     let bytes = match component {
         Some(file) => read(file)?,
         None => embedded::NORMALIZER.to_vec(),
@@ -119,8 +172,8 @@ fn normalize(
         writeln!(stdout, "{out}").context("writing output")?;
     }
     Ok(if failed {
-        std::process::ExitCode::FAILURE
+        ExitCode::FAILURE
     } else {
-        std::process::ExitCode::SUCCESS
+        ExitCode::SUCCESS
     })
 }
