@@ -39,11 +39,18 @@ async fn call(args: PluginsArgs, token: String) -> anyhow::Result<ExitCode> {
             client.post(format!("{base}/admin/plugins/{kind}/rollback"))
         }
     };
-    let response = request
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the admin API at {base}"))?;
+    let sending = request.bearer_auth(token).send();
+    let response = match &args.action {
+        PluginsAction::Install { kind, file } => {
+            eprintln!(
+                "installing {} as the {kind}: the host validates, compiles (a large component takes tens of seconds; the same bytes again are cached) and checks it, then swaps",
+                file.display()
+            );
+            with_progress(sending).await
+        }
+        _ => sending.await,
+    }
+    .with_context(|| format!("cannot reach the admin API at {base}"))?;
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
@@ -56,11 +63,13 @@ async fn call(args: PluginsArgs, token: String) -> anyhow::Result<ExitCode> {
         _ => {
             let i = &body["installed"];
             println!(
-                "{} is now {} {} (was {}), hot path paused {} µs{}",
+                "{} is now {} {} (was {}), loaded in {} ms ({}), hot path paused {} µs{}",
                 i["kind"].as_str().unwrap_or("?"),
                 i["name"].as_str().unwrap_or("?"),
                 i["version"].as_str().unwrap_or("?"),
                 i["previous_version"].as_str().unwrap_or("none"),
+                i["load_ms"],
+                i["loaded_from"].as_str().unwrap_or("?"),
                 i["pause_us"],
                 i["state"]
                     .as_str()
@@ -71,6 +80,27 @@ async fn call(args: PluginsArgs, token: String) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Awaits `request`, printing a line to stderr every [`PROGRESS_EVERY`]
+/// while the host works on it.
+async fn with_progress<F: std::future::Future>(request: F) -> F::Output {
+    let started = std::time::Instant::now();
+    let mut ticks =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    tokio::pin!(request);
+    loop {
+        tokio::select! {
+            done = &mut request => return done,
+            _ = ticks.tick() => eprintln!(
+                "... still working: {} s (validating, compiling, checking)",
+                started.elapsed().as_secs()
+            ),
+        }
+    }
+}
+
+/// How often a long install reports that it is still going.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn print_list(body: &Value) {
     println!(

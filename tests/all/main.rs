@@ -7,6 +7,7 @@ mod dashboard;
 mod feed;
 mod helpers;
 mod hotswap;
+mod plugin_authors;
 mod plugins_health;
 mod plugins_normalizer;
 mod plugins_runtime;

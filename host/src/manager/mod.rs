@@ -86,6 +86,13 @@ pub struct Installed {
     pub pause_us: u64,
     /// For health plugins: whether the old state was carried over, or why not.
     pub state: Option<String>,
+    /// Time spent hashing, compiling (or reading the compiled cache) and
+    /// checking the component before the swap, in milliseconds (0 for a
+    /// rollback).
+    pub load_ms: u64,
+    /// Where the compiled code came from: `compiled`, `cache` (the on-disk
+    /// compiled cache) or `memory` (a version this process already holds).
+    pub loaded_from: Option<&'static str>,
 }
 
 /// A plugin kind as a role runs it: where swaps go, and the version it
@@ -165,10 +172,20 @@ impl PluginManager {
     ) -> Result<Installed, InstallError> {
         // Compiling a large component takes seconds: never under the lock
         // that other installs and rollbacks wait for.
+        let started = std::time::Instant::now();
         let loaded = self.load(kind, bytes).await;
+        let load_ms = started.elapsed().as_millis() as u64;
         let _one_at_a_time = self.lock().await;
         let result = match loaded {
-            Ok(component) => self.install_locked(component, source).await,
+            Ok((component, from)) => {
+                self.install_locked(component, source)
+                    .await
+                    .map(|done| Installed {
+                        load_ms,
+                        loaded_from: Some(from),
+                        ..done
+                    })
+            }
             Err(err) => Err(err),
         };
         let timestamp = health_time(Utc::now());
@@ -208,7 +225,7 @@ impl PluginManager {
         &self,
         kind: PluginKind,
         bytes: Vec<u8>,
-    ) -> Result<Arc<LoadedComponent>, InstallError> {
+    ) -> Result<(Arc<LoadedComponent>, &'static str), InstallError> {
         if !self.runs(kind) {
             return Err(InstallError::NotHere(kind));
         }
@@ -222,13 +239,17 @@ impl PluginManager {
         .await
         .map_err(|_| InstallError::Stopped(kind))?;
         if let Some(known) = self.history.component(kind, &sha) {
-            return Ok(known);
+            return Ok((known, "memory"));
         }
         let engine = self.engine.clone();
         let component = tokio::task::spawn_blocking(move || engine.load(kind, &bytes))
             .await
             .map_err(|_| InstallError::Stopped(kind))??;
-        Ok(Arc::new(component))
+        let from = match component.cache {
+            crate::plugins::CacheOutcome::Hit => "cache",
+            _ => "compiled",
+        };
+        Ok((Arc::new(component), from))
     }
 
     async fn install_locked(
@@ -339,6 +360,8 @@ impl PluginManager {
                 Ok(()) => "carried over".to_string(),
                 Err(why) => format!("started fresh: {why}"),
             }),
+            load_ms: 0,
+            loaded_from: None,
         })
     }
 

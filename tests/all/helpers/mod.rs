@@ -2,6 +2,7 @@
 //! re-exported here so tests write `helpers::name`.
 
 pub mod admin;
+pub mod author;
 pub mod feed;
 pub mod host;
 pub mod metrics;
