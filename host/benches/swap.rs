@@ -51,6 +51,7 @@ fn main() {
         Default::default(),
         out_tx,
         stats.clone(),
+        Default::default(),
     )
     .unwrap();
 

@@ -1,5 +1,6 @@
-//! `tickstock plugins list | install KIND FILE | rollback KIND`: a client of
-//! a running host's admin API. The token comes from `TICKSTOCK_ADMIN_TOKEN`.
+//! `tickstock plugins list | install KIND FILE | rollback KIND | shadow KIND
+//! [FILE] [--for D] [--stop] | promote KIND`: a client of a running host's
+//! admin API. The token comes from `TICKSTOCK_ADMIN_TOKEN`.
 
 use std::process::ExitCode;
 
@@ -37,6 +38,22 @@ async fn call(args: PluginsArgs, token: String) -> anyhow::Result<ExitCode> {
         }
         PluginsAction::Rollback { kind } => {
             client.post(format!("{base}/admin/plugins/{kind}/rollback"))
+        }
+        PluginsAction::Promote { kind } => {
+            client.post(format!("{base}/admin/plugins/{kind}/shadow/promote"))
+        }
+        PluginsAction::Shadow {
+            kind,
+            file,
+            duration,
+            stop,
+        } => {
+            let shadow = Shadow {
+                client: &client,
+                url: format!("{base}/admin/plugins/{kind}/shadow"),
+                token: &token,
+            };
+            return shadow.run(file.as_deref(), *duration, *stop).await;
         }
     };
     let sending = request.bearer_auth(token).send();
@@ -79,6 +96,127 @@ async fn call(args: PluginsArgs, token: String) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tickstock plugins shadow`: start, follow, show or stop a shadow run.
+struct Shadow<'a> {
+    client: &'a reqwest::Client,
+    url: String,
+    token: &'a str,
+}
+
+impl Shadow<'_> {
+    async fn run(
+        &self,
+        file: Option<&std::path::Path>,
+        duration: Option<std::time::Duration>,
+        stop: bool,
+    ) -> anyhow::Result<ExitCode> {
+        if stop {
+            return self.print(self.client.delete(&self.url)).await;
+        }
+        let Some(file) = file else {
+            return self.print(self.client.get(&self.url)).await;
+        };
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let mut start = self.client.post(&self.url).body(bytes);
+        if let Some(d) = duration {
+            start = start.query(&[("for", d.as_secs_f64())]);
+        }
+        eprintln!(
+            "starting a shadow of {}: the host validates and compiles it first",
+            file.display()
+        );
+        let Some(report) = self.send(start).await? else {
+            return Ok(ExitCode::FAILURE);
+        };
+        println!("{}", summary(&report));
+        let Some(duration) = duration else {
+            println!("running until `tickstock plugins shadow --stop KIND`; `tickstock plugins shadow KIND` shows the report");
+            return Ok(ExitCode::SUCCESS);
+        };
+        // Follow it until it ends, then print the final report in full.
+        let until = std::time::Instant::now() + duration + std::time::Duration::from_secs(30);
+        loop {
+            tokio::time::sleep(FOLLOW_EVERY).await;
+            let Some(report) = self.send(self.client.get(&self.url)).await? else {
+                return Ok(ExitCode::FAILURE);
+            };
+            if report["ended_at"].is_string() || std::time::Instant::now() > until {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("{}", summary(&report));
+        }
+    }
+
+    /// Sends, prints the report in full.
+    async fn print(&self, request: reqwest::RequestBuilder) -> anyhow::Result<ExitCode> {
+        match self.send(request).await? {
+            Some(report) => {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(ExitCode::SUCCESS)
+            }
+            None => Ok(ExitCode::FAILURE),
+        }
+    }
+
+    /// The report in the answer, or `None` after printing the error.
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Option<Value>> {
+        let response = request
+            .bearer_auth(self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the admin API at {}", self.url))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            eprintln!(
+                "error: {status}: {}",
+                body["error"].as_str().unwrap_or("no details")
+            );
+            return Ok(None);
+        }
+        Ok(Some(body["shadow"].clone()))
+    }
+}
+
+/// How often `shadow --for` prints the report while it runs.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One line of a shadow report.
+fn summary(report: &Value) -> String {
+    let fields = |what: &str| {
+        let names: Vec<&str> = report["fields"][what]
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    let errors: u64 = report["candidate_errors"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    format!(
+        "shadow {} {} vs live {}: {} inputs, {} identical, {} different; fields added: {}; removed: {}; changed: {}; {} candidate errors; {} skipped; p99 live {} ms, candidate {} ms",
+        report["kind"].as_str().unwrap_or("?"),
+        report["candidate"]["version"].as_str().unwrap_or("?"),
+        report["live"]["version"].as_str().unwrap_or("?"),
+        report["inputs_compared"],
+        report["identical"],
+        report["different"],
+        fields("added"),
+        fields("removed"),
+        fields("changed"),
+        errors,
+        report["skipped_inputs"],
+        report["live_latency"]["p99_ms"],
+        report["candidate_latency"]["p99_ms"],
+    )
 }
 
 /// Awaits `request`, printing a line to stderr every [`PROGRESS_EVERY`]

@@ -218,6 +218,24 @@ pub enum PluginsAction {
         /// `normalizer` or `health`.
         kind: PluginKind,
     },
+    /// Run a candidate beside the live version on a copy of the same input and report how their outputs differ (with FILE: start one; without: show the current report; with --stop: end it).
+    Shadow {
+        /// `normalizer` or `health`.
+        kind: PluginKind,
+        /// The candidate component.
+        file: Option<PathBuf>,
+        /// Run for this long (e.g. `30s`, `10m`), print the report as it goes, and end with the final one [default: until stopped].
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// End the running shadow and print its final report.
+        #[arg(long, conflicts_with_all = ["file", "duration"])]
+        stop: bool,
+    },
+    /// Install the running shadow's candidate through the normal swap.
+    Promote {
+        /// `normalizer` or `health`.
+        kind: PluginKind,
+    },
 }
 
 /// `plugin` subcommands (local, for plugin authors).

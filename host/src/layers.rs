@@ -7,7 +7,7 @@ const LAYERS: &[&[&str]] = &[
     &["contract", "secret", "backoff", "universe", "telemetry"],
     &["events", "bus"],
     &["plugins"],
-    &["feed"],
+    &["feed", "shadow"],
     &["simulator", "pipeline", "health_loop", "manager"],
     &["web", "cli"],
     &["config", "author", "admin_client"],

@@ -48,6 +48,7 @@ pub mod pipeline;
 pub mod plugins;
 pub mod roles;
 pub mod secret;
+pub mod shadow;
 pub mod simulator;
 pub mod telemetry;
 pub mod universe;

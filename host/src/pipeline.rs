@@ -20,6 +20,7 @@ use crate::feed::Frame;
 use crate::plugins::bindings::normalize;
 use crate::plugins::runner::{Inbox, PluginThread, RunnerOptions, RunnerStats, Swapper};
 use crate::plugins::{skip_reason_label, NormalizedTick, NormalizerPlugin, SkipReason};
+use crate::shadow::{ShadowInput, ShadowTap};
 
 /// The ticks of one frame.
 #[derive(Debug)]
@@ -120,21 +121,24 @@ impl Pipeline {
 
 /// Starts the pipeline thread with a frame queue of `capacity`; returns it
 /// with the queue's sending end (give it to the feed). The thread ends when
-/// the feed drops the queue or `out` is closed.
+/// the feed drops the queue or `out` is closed. Each frame is also offered
+/// to `tap`, for a shadow run when one is attached.
 pub fn spawn(
     plugin: NormalizerPlugin,
     capacity: usize,
     options: RunnerOptions,
     out: mpsc::Sender<Output>,
     stats: Arc<PipelineStats>,
+    tap: ShadowTap,
 ) -> std::io::Result<(Pipeline, Inbox<Frame>)> {
     let (thread, frames) = PluginThread::spawn(
         "normalize",
         plugin,
         capacity,
         options,
-        move |plugin, frame| {
+        move |plugin, frame: Frame| {
             stats.frames.fetch_add(1, Ordering::Relaxed);
+            tap.offer(|| ShadowInput::Frame(frame.text.clone()));
             let Some(output) = normalize(plugin, frame, &stats) else {
                 return ControlFlow::Continue(());
             };

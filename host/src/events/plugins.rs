@@ -1,6 +1,7 @@
 //! `PREFIX:plugins`: what the plugins of a process are doing. A
 //! `plugin_status` per running kind every two seconds (name, version, call
-//! counters, latency), and one event per install, refusal or rollback.
+//! counters, latency), one event per install, refusal or rollback, and the
+//! reports of shadow runs.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,8 @@ pub enum PluginEvent {
     PluginRolledBack(PluginRolledBack),
     /// `plugin_abandoned`.
     PluginAbandoned(PluginAbandoned),
+    /// `plugin_shadow`.
+    PluginShadow(PluginShadow),
 }
 
 /// The active version of one kind and its call statistics.
@@ -127,6 +130,20 @@ pub struct PluginAbandoned {
     /// Abandoned threads of this kind still stuck (the host exits when
     /// more than 3 are).
     pub stuck_now: u64,
+    /// One line for people.
+    pub message: String,
+    /// When (milliseconds, `Z`).
+    pub timestamp: String,
+}
+
+/// A shadow run's report: when it starts, every few seconds while it runs,
+/// and once when it ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginShadow {
+    /// Which world.
+    pub kind: PluginKind,
+    /// The report (see `GET /admin/plugins/{kind}/shadow`).
+    pub report: serde_json::Value,
     /// One line for people.
     pub message: String,
     /// When (milliseconds, `Z`).

@@ -103,7 +103,7 @@ async fn consume(
         // A health thread that no longer takes work (its runner gave up)
         // must not hold the role's shutdown.
         tokio::select! {
-            sent = inbox.send(HealthJob::Observe(batch, now)) => if sent.is_err() { return },
+            sent = inbox.send(HealthJob::Observe(Arc::new(batch), now)) => if sent.is_err() { return },
             () = stop.cancelled() => return,
         }
     }

@@ -39,6 +39,7 @@ fn report_timeout(interval: Duration) -> Duration {
     (interval * 3).max(REPORT_TIMEOUT_MIN)
 }
 use crate::plugins::{CallError, HealthPlugin, HealthReport, HostState, PluginRegistry, Tick};
+use crate::shadow::{ShadowInput, ShadowTap};
 
 /// Ticks handed to the health thread per batch, at most.
 const MAX_BATCH: usize = 2_048;
@@ -67,7 +68,7 @@ pub struct ProcessStats {
 /// Work for the health thread.
 pub enum HealthJob {
     /// A batch of ticks that arrived at the given time (Unix ms).
-    Observe(Vec<Tick>, i64),
+    Observe(Arc<Vec<Tick>>, i64),
     /// A report as of the given time, with the host's state.
     Report(
         i64,
@@ -89,6 +90,8 @@ pub struct Settings {
     pub runner: RunnerOptions,
     /// Incidents (abandoned plugin threads) to report as issues.
     pub registry: Arc<PluginRegistry>,
+    /// Where every batch and report is offered to a shadow run.
+    pub tap: ShadowTap,
 }
 
 /// A running health loop.
@@ -114,9 +117,10 @@ impl HealthLoop {
         let stats = Arc::new(ProcessStats::default());
         let thread_stats = stats.clone();
         let options = settings.runner.clone();
+        let tap = settings.tap.clone();
         let (thread, inbox) =
             PluginThread::spawn("health", plugin, INBOX, options, move |plugin, job| {
-                serve(plugin, job, &thread_stats);
+                serve(plugin, job, &thread_stats, &tap);
                 ControlFlow::Continue(())
             })
             .context("starting the health thread")?;
@@ -152,9 +156,10 @@ impl HealthLoop {
 }
 
 /// One job on the health thread.
-fn serve(plugin: &mut HealthPlugin, job: HealthJob, stats: &ProcessStats) {
+fn serve(plugin: &mut HealthPlugin, job: HealthJob, stats: &ProcessStats, tap: &ShadowTap) {
     match job {
         HealthJob::Observe(ticks, now) => {
+            tap.offer(|| ShadowInput::Observe(ticks.clone(), now));
             if let Err(err) = plugin.observe(&ticks, now) {
                 stats
                     .plugin_errors
@@ -163,6 +168,7 @@ fn serve(plugin: &mut HealthPlugin, job: HealthJob, stats: &ProcessStats) {
             }
         }
         HealthJob::Report(now, host, reply) => {
+            tap.offer(|| ShadowInput::Report(now, host.clone()));
             let _ = reply.send(plugin.report(now, &host));
         }
     }

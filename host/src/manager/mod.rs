@@ -13,6 +13,7 @@
 //! [`RunningPlugin`] (a [`LiveSlot`] and the version it started with).
 
 mod auto_rollback;
+mod shadow;
 mod history;
 mod slot;
 #[cfg(test)]
@@ -30,6 +31,7 @@ pub use auto_rollback::AutoRollback;
 pub use slot::{LiveSlot, WentLive};
 
 use crate::bus::Bus;
+use crate::shadow::ShadowTap;
 use crate::events::{health_time, PluginEvent, PluginInstalled, PluginRefused, PluginRolledBack};
 use crate::plugins::runner::RunnerError;
 use crate::plugins::{
@@ -60,12 +62,24 @@ pub enum InstallError {
     /// down, or the task panicked).
     #[error("the {0} install task stopped before it finished")]
     Stopped(PluginKind),
+    /// A shadow of this kind is already running (one at a time).
+    #[error("a {0} shadow is already running; stop it first (DELETE /admin/plugins/{0}/shadow)")]
+    ShadowRunning(PluginKind),
+    /// No shadow of this kind is running (or has run).
+    #[error("no {0} shadow is running")]
+    NoShadow(PluginKind),
+    /// The shadow thread could not start.
+    #[error("the {0} shadow could not start: {1}")]
+    ShadowStart(PluginKind, String),
 }
 
 impl InstallError {
     /// Whether the caller's input is at fault (HTTP 4xx) rather than the host.
     pub fn is_refusal(&self) -> bool {
-        !matches!(self, InstallError::Stopped(_) | InstallError::Swap(..))
+        !matches!(
+            self,
+            InstallError::Stopped(_) | InstallError::Swap(..) | InstallError::ShadowStart(..)
+        )
     }
 }
 
@@ -101,6 +115,8 @@ pub struct Installed {
 pub struct RunningPlugin {
     /// Swaps the live instance.
     pub slot: Arc<dyn LiveSlot>,
+    /// Where its live thread offers inputs to a shadow run.
+    pub tap: ShadowTap,
     /// The component it started with.
     pub component: Arc<LoadedComponent>,
     /// Where that came from.
@@ -117,6 +133,8 @@ pub struct PluginManager {
     /// One install or rollback at a time.
     busy: tokio::sync::Mutex<()>,
     auto: AutoRollback,
+    /// Shadow runs, one per kind at most.
+    shadows: shadow::Shadows,
 }
 
 impl PluginManager {
@@ -130,8 +148,10 @@ impl PluginManager {
     ) -> Arc<Self> {
         let history = History::default();
         let mut slots = HashMap::new();
+        let mut taps = HashMap::new();
         for plugin in running {
             slots.insert(plugin.component.kind, plugin.slot);
+            taps.insert(plugin.component.kind, plugin.tap);
             history.push(Version {
                 component: plugin.component,
                 source: plugin.source,
@@ -145,6 +165,7 @@ impl PluginManager {
             history,
             busy: tokio::sync::Mutex::new(()),
             auto,
+            shadows: shadow::Shadows::new(taps),
         })
     }
 
@@ -175,17 +196,27 @@ impl PluginManager {
         let started = std::time::Instant::now();
         let loaded = self.load(kind, bytes).await;
         let load_ms = started.elapsed().as_millis() as u64;
+        self.install_loaded(kind, loaded, load_ms, source).await
+    }
+
+    /// Makes an already loaded component live (or records why not).
+    async fn install_loaded(
+        self: &Arc<Self>,
+        kind: PluginKind,
+        loaded: Result<(Arc<LoadedComponent>, &'static str), InstallError>,
+        load_ms: u64,
+        source: &str,
+    ) -> Result<Installed, InstallError> {
         let _one_at_a_time = self.lock().await;
         let result = match loaded {
-            Ok((component, from)) => {
-                self.install_locked(component, source)
-                    .await
-                    .map(|done| Installed {
-                        load_ms,
-                        loaded_from: Some(from),
-                        ..done
-                    })
-            }
+            Ok((component, from)) => self
+                .install_locked(component, source)
+                .await
+                .map(|done| Installed {
+                    load_ms,
+                    loaded_from: Some(from),
+                    ..done
+                }),
             Err(err) => Err(err),
         };
         let timestamp = health_time(Utc::now());
@@ -335,6 +366,11 @@ impl PluginManager {
             pause,
             state,
         } = live;
+        // A shadow compares with the version that was live: no longer.
+        self.end_shadow(
+            kind,
+            &format!("the live version changed to {}", info.version),
+        );
         self.registry.activate(
             ActivePlugin {
                 kind,

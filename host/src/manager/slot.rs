@@ -10,7 +10,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use super::InstallError;
-use crate::plugins::runner::Swapper;
+use crate::plugins::runner::{Inbox, RunnerOptions, Swapper};
+use crate::shadow::runner::{ShadowThread, Shadowed};
+use crate::shadow::{ShadowInput, ShadowReport};
 use crate::plugins::{CallStats, LoadedComponent, Plugin, PluginEngine, PluginInfo, World};
 
 /// How long a swap may wait for the plugin's thread (it finishes the call
@@ -42,9 +44,19 @@ pub trait LiveSlot: Send + Sync {
         engine: PluginEngine,
         component: Arc<LoadedComponent>,
     ) -> BoxFuture<'_, Result<WentLive, InstallError>>;
+
+    /// Validates `candidate` as `go_live` does and starts its shadow thread
+    /// beside a fresh instance of `live`.
+    fn start_shadow(
+        &self,
+        engine: PluginEngine,
+        live: Arc<LoadedComponent>,
+        candidate: Arc<LoadedComponent>,
+        report: ShadowReport,
+    ) -> BoxFuture<'_, Result<(ShadowThread, Inbox<ShadowInput>), InstallError>>;
 }
 
-impl<W: World + Send + 'static> LiveSlot for Swapper<W> {
+impl<W: Shadowed> LiveSlot for Swapper<W> {
     fn go_live(
         &self,
         engine: PluginEngine,
@@ -76,6 +88,32 @@ impl<W: World + Send + 'static> LiveSlot for Swapper<W> {
                 pause: swapped.pause,
                 state: swapped.state,
             })
+        })
+    }
+
+    fn start_shadow(
+        &self,
+        engine: PluginEngine,
+        live: Arc<LoadedComponent>,
+        candidate: Arc<LoadedComponent>,
+        mut report: ShadowReport,
+    ) -> BoxFuture<'_, Result<(ShadowThread, Inbox<ShadowInput>), InstallError>> {
+        Box::pin(async move {
+            let kind = W::KIND;
+            let started = tokio::task::spawn_blocking(move || {
+                let candidate = prepare::<W>(&engine, candidate)?;
+                report.candidate.name = candidate.info().name.clone();
+                report.candidate.version = candidate.info().version.clone();
+                let live = Plugin::<W>::new(&engine, live)?;
+                crate::shadow::runner::spawn(live, candidate, report, RunnerOptions::default())
+                    .map_err(|e| InstallError::ShadowStart(kind, e.to_string()))
+            });
+            match tokio::time::timeout(PREPARE_TIMEOUT, started).await {
+                Ok(joined) => joined.map_err(|_| InstallError::Stopped(kind))?,
+                Err(_) => Err(InstallError::Conformance(format!(
+                    "the check did not finish within {PREPARE_TIMEOUT:?}"
+                ))),
+            }
         })
     }
 }

@@ -99,6 +99,7 @@ async fn a_fix_installed_while_the_rollback_waits_for_the_lock_stays_live() {
         },
         vec![RunningPlugin {
             slot: slot.clone(),
+            tap: Default::default(),
             component,
             source: "embedded".into(),
         }],

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{RoleContext, RunningPlugin};
+use crate::shadow::ShadowTap;
 use crate::bus::Bus;
 use crate::config::{Config, Symbols};
 use crate::events::{health_time, DeadLetter, FeedStatus};
@@ -69,12 +70,14 @@ impl Ingest {
             queue_bytes: Some(FRAME_QUEUE_BYTES),
             ..ctx.runner_options(PluginKind::Normalizer)
         };
+        let tap = ShadowTap::default();
         let (pipeline_thread, frames) = pipeline::spawn(
             normalizer,
             config.queue_capacity,
             runner,
             out_tx,
             stats.clone(),
+            tap.clone(),
         )
         .context("starting the normalizer thread")?;
         let publisher = tokio::spawn(publish(out_rx, bus.clone()));
@@ -90,6 +93,7 @@ impl Ingest {
         let task = tokio::spawn(client.run(cancel));
         let plugin = RunningPlugin {
             slot: Arc::new(pipeline_thread.swapper()),
+            tap,
             component,
             source: super::plugin_source(&config.plugins, PluginKind::Normalizer),
         };

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::{RoleContext, RunningPlugin};
+use crate::shadow::ShadowTap;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::events::{SessionStarted, SessionStopped};
@@ -70,7 +71,9 @@ impl Process {
             session: started.session.clone(),
             runner: ctx.runner_options(PluginKind::Health),
             registry: ctx.registry.clone(),
+            tap: ShadowTap::default(),
         };
+        let tap = settings.tap.clone();
         let health = HealthLoop::start(plugin, bus, feed, settings, stop)?;
         // Only now: a session that starts is one that will also stop.
         bus.publish_event(&bus.channels().session_started(), &started);
@@ -79,6 +82,7 @@ impl Process {
         let stats = health.stats.clone();
         let plugin = RunningPlugin {
             slot: Arc::new(health.swapper()),
+            tap,
             component,
             source: super::plugin_source(&config.plugins, PluginKind::Health),
         };

@@ -5,11 +5,18 @@
 //! - `GET  /admin/plugins`: active versions, history, rollback stack.
 //! - `POST /admin/plugins/{kind}`: body = component bytes; installs it.
 //! - `POST /admin/plugins/{kind}/rollback`: back to the previous version.
+//! - `POST /admin/plugins/{kind}/shadow[?for=SECONDS]`: body = component
+//!   bytes; validates it and runs it as a shadow of the live version.
+//! - `GET /admin/plugins/{kind}/shadow`: the shadow's report (the last one
+//!   after it ended).
+//! - `DELETE /admin/plugins/{kind}/shadow`: ends it; its final report.
+//! - `POST /admin/plugins/{kind}/shadow/promote`: installs the candidate
+//!   through the normal swap.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +28,7 @@ use subtle::ConstantTimeEq;
 use crate::manager::{InstallError, Installed, PluginManager};
 use crate::plugins::PluginKind;
 use crate::secret::Secret;
+use crate::shadow::ShadowReport;
 
 /// Largest component upload accepted.
 pub const MAX_UPLOAD: usize = 32 << 20;
@@ -48,6 +56,11 @@ pub fn router(admin: Option<Admin>) -> Router {
         .route("/admin/plugins", get(list))
         .route("/admin/plugins/{kind}", post(install))
         .route("/admin/plugins/{kind}/rollback", post(rollback))
+        .route(
+            "/admin/plugins/{kind}/shadow",
+            post(start_shadow).get(shadow_report).delete(stop_shadow),
+        )
+        .route("/admin/plugins/{kind}/shadow/promote", post(promote_shadow))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
         .route_layer(middleware::from_fn_with_state(admin.clone(), authorize))
         .with_state(admin)
@@ -91,6 +104,8 @@ fn outcome(result: Result<Installed, InstallError>) -> Response {
         Err(err @ InstallError::NothingToRollBack(_)) => {
             error(StatusCode::CONFLICT, err.to_string())
         }
+        Err(err @ InstallError::ShadowRunning(_)) => error(StatusCode::CONFLICT, err.to_string()),
+        Err(err @ InstallError::NoShadow(_)) => error(StatusCode::NOT_FOUND, err.to_string()),
         Err(err) if err.is_refusal() => error(StatusCode::UNPROCESSABLE_ENTITY, err.to_string()),
         Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
     }
@@ -138,4 +153,91 @@ async fn rollback(State(admin): State<Admin>, Path(raw): Path<String>) -> Respon
     let manager = admin.manager.clone();
     let reason = Some("requested through the admin API".to_string());
     joined(tokio::spawn(async move { manager.rollback(kind, reason).await }).await)
+}
+
+/// `?for=SECONDS` of a shadow start.
+#[derive(serde::Deserialize)]
+struct ShadowFor {
+    #[serde(rename = "for")]
+    seconds: Option<f64>,
+}
+
+fn shadow_outcome(result: Result<ShadowReport, InstallError>) -> Response {
+    match result {
+        Ok(report) => (StatusCode::OK, Json(json!({"ok": true, "shadow": report}))).into_response(),
+        Err(err) => outcome(Err(err)),
+    }
+}
+
+async fn start_shadow(
+    State(admin): State<Admin>,
+    Path(raw): Path<String>,
+    Query(query): Query<ShadowFor>,
+    body: Bytes,
+) -> Response {
+    let kind = match kind(&raw) {
+        Ok(k) => k,
+        Err(resp) => return *resp,
+    };
+    if body.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the request body must be the component's bytes",
+        );
+    }
+    let duration = match query.seconds {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 && s <= MAX_SHADOW_SECONDS => {
+            Some(std::time::Duration::from_secs_f64(s))
+        }
+        Some(s) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("for={s}: give seconds, more than 0 and at most {MAX_SHADOW_SECONDS}"),
+            )
+        }
+    };
+    let manager = admin.manager.clone();
+    let task =
+        tokio::spawn(async move { manager.start_shadow(kind, body.to_vec(), duration).await });
+    match task.await {
+        Ok(result) => shadow_outcome(result),
+        Err(err) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the shadow task failed: {err}"),
+        ),
+    }
+}
+
+/// The longest shadow run `?for=` accepts: a week.
+const MAX_SHADOW_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
+async fn shadow_report(State(admin): State<Admin>, Path(raw): Path<String>) -> Response {
+    let kind = match kind(&raw) {
+        Ok(k) => k,
+        Err(resp) => return *resp,
+    };
+    shadow_outcome(
+        admin
+            .manager
+            .shadow_report(kind)
+            .ok_or(InstallError::NoShadow(kind)),
+    )
+}
+
+async fn stop_shadow(State(admin): State<Admin>, Path(raw): Path<String>) -> Response {
+    let kind = match kind(&raw) {
+        Ok(k) => k,
+        Err(resp) => return *resp,
+    };
+    shadow_outcome(admin.manager.stop_shadow(kind))
+}
+
+async fn promote_shadow(State(admin): State<Admin>, Path(raw): Path<String>) -> Response {
+    let kind = match kind(&raw) {
+        Ok(k) => k,
+        Err(resp) => return *resp,
+    };
+    let manager = admin.manager.clone();
+    joined(tokio::spawn(async move { manager.promote_shadow(kind).await }).await)
 }

@@ -55,7 +55,14 @@ pub fn feed(
     let stats = std::sync::Arc::new(FeedStats::default());
     let pipeline = std::sync::Arc::new(tickstock::pipeline::PipelineStats::default());
     let (_thread, frames) =
-        tickstock::pipeline::spawn(plugin, queue, Default::default(), out_tx, pipeline.clone())
+        tickstock::pipeline::spawn(
+            plugin,
+            queue,
+            Default::default(),
+            out_tx,
+            pipeline.clone(),
+            Default::default(),
+        )
             .unwrap();
     let client = FeedClient::new(
         url,

@@ -1,0 +1,260 @@
+//! Shadow runs, as the manager drives them: start one per kind (validated
+//! exactly like an install), report on it, end it (by hand, when its time
+//! is up, or when the live version changes) and promote its candidate
+//! through the normal zero-loss swap. The comparison itself is
+//! [`crate::shadow`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::{InstallError, Installed, PluginManager};
+use crate::events::{health_time, PluginEvent, PluginShadow};
+use crate::plugins::{LoadedComponent, PluginKind};
+use crate::shadow::report::Side;
+use crate::shadow::runner::ShadowThread;
+use crate::shadow::{ShadowReport, ShadowTap};
+
+/// How often a running shadow's report is published on `PREFIX:plugins`.
+pub const PUBLISH_EVERY: Duration = Duration::from_secs(5);
+
+/// The shadows of one process.
+pub(super) struct Shadows {
+    taps: HashMap<PluginKind, ShadowTap>,
+    by_kind: Mutex<HashMap<PluginKind, Shadow>>,
+    /// Tells one shadow of a kind from the next.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+struct Shadow {
+    thread: ShadowThread,
+    candidate: Arc<LoadedComponent>,
+    generation: u64,
+    running: bool,
+}
+
+impl Shadows {
+    pub(super) fn new(taps: HashMap<PluginKind, ShadowTap>) -> Self {
+        Shadows {
+            taps,
+            by_kind: Mutex::new(HashMap::new()),
+            generation: Default::default(),
+        }
+    }
+}
+
+impl PluginManager {
+    /// Validates `bytes` as a `kind` plugin, exactly as an install does,
+    /// and runs it as a shadow of the live version: on a copy of the same
+    /// input, off the hot path, for `duration` (or until stopped).
+    pub async fn start_shadow(
+        self: &Arc<Self>,
+        kind: PluginKind,
+        bytes: Vec<u8>,
+        duration: Option<Duration>,
+    ) -> Result<ShadowReport, InstallError> {
+        let tap = self
+            .shadows
+            .taps
+            .get(&kind)
+            .cloned()
+            .ok_or(InstallError::NotHere(kind))?;
+        if self.shadow_running(kind) {
+            return Err(InstallError::ShadowRunning(kind));
+        }
+        let (candidate, _) = self.load(kind, bytes).await?;
+        let slot = self.slots.get(&kind).ok_or(InstallError::NotHere(kind))?;
+        let live = self
+            .registry
+            .active(kind)
+            .and_then(|active| {
+                self.history
+                    .component(kind, &active.sha256)
+                    .map(|c| (active, c))
+            })
+            .ok_or(InstallError::NotHere(kind))?;
+        let (active, live_component) = live;
+        let report = ShadowReport::new(
+            kind,
+            Side {
+                name: active.name.clone(),
+                version: active.version.clone(),
+                sha256: active.sha256.clone(),
+            },
+            Side {
+                name: String::new(),
+                version: String::new(),
+                sha256: candidate.sha256.clone(),
+            },
+        );
+        let (thread, inbox) = slot
+            .start_shadow(
+                self.engine.clone(),
+                live_component,
+                candidate.clone(),
+                report,
+            )
+            .await?;
+        let generation = {
+            let mut shadows = self
+                .shadows
+                .by_kind
+                .lock()
+                .map_err(|_| InstallError::Stopped(kind))?;
+            if shadows.get(&kind).is_some_and(|s| s.running) {
+                // Another start won the race while this one compiled.
+                return Err(InstallError::ShadowRunning(kind));
+            }
+            let generation = self
+                .shadows
+                .generation
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            tap.attach(inbox);
+            shadows.insert(
+                kind,
+                Shadow {
+                    thread,
+                    candidate,
+                    generation,
+                    running: true,
+                },
+            );
+            generation
+        };
+        let report = self
+            .shadow_report(kind)
+            .ok_or(InstallError::NoShadow(kind))?;
+        tracing::info!(%kind, candidate = %report.candidate.version, live = %report.live.version, "shadow run started");
+        self.publish_shadow(&report, "started");
+        let manager = self.clone();
+        tokio::spawn(async move {
+            manager.watch_shadow(kind, generation, duration).await;
+        });
+        Ok(report)
+    }
+
+    /// The report of the current (or last) shadow of `kind`.
+    pub fn shadow_report(&self, kind: PluginKind) -> Option<ShadowReport> {
+        let shadows = self.shadows.by_kind.lock().ok()?;
+        let shadow = shadows.get(&kind)?;
+        if shadow.running {
+            if let Some(tap) = self.shadows.taps.get(&kind) {
+                shadow.thread.set_skipped(tap.skipped());
+            }
+        }
+        shadow.thread.report()
+    }
+
+    /// Ends the shadow of `kind`; returns its final report.
+    pub fn stop_shadow(&self, kind: PluginKind) -> Result<ShadowReport, InstallError> {
+        if !self.end_shadow(kind, "stopped") {
+            return Err(InstallError::NoShadow(kind));
+        }
+        self.shadow_report(kind).ok_or(InstallError::NoShadow(kind))
+    }
+
+    /// Ends the shadow of `kind` and installs its candidate through the
+    /// normal swap (state carried over for a health plugin).
+    pub async fn promote_shadow(
+        self: &Arc<Self>,
+        kind: PluginKind,
+    ) -> Result<Installed, InstallError> {
+        let candidate = {
+            let shadows = self
+                .shadows
+                .by_kind
+                .lock()
+                .map_err(|_| InstallError::Stopped(kind))?;
+            match shadows.get(&kind) {
+                Some(shadow) if shadow.running => shadow.candidate.clone(),
+                _ => return Err(InstallError::NoShadow(kind)),
+            }
+        };
+        self.end_shadow(kind, "promoted");
+        self.install_loaded(kind, Ok((candidate, "memory")), 0, "shadow promotion")
+            .await
+    }
+
+    /// Ends the running shadow of `kind`, if any, recording `reason`;
+    /// whether one was running.
+    pub(super) fn end_shadow(&self, kind: PluginKind, reason: &str) -> bool {
+        let ended = {
+            let Ok(mut shadows) = self.shadows.by_kind.lock() else {
+                return false;
+            };
+            let Some(shadow) = shadows.get_mut(&kind).filter(|s| s.running) else {
+                return false;
+            };
+            let tap = self.shadows.taps.get(&kind);
+            if let Some(tap) = tap {
+                shadow.thread.set_skipped(tap.skipped());
+                tap.detach();
+            }
+            shadow.running = false;
+            shadow.thread.end(reason);
+            true
+        };
+        if ended {
+            if let Some(report) = self.shadow_report(kind) {
+                tracing::info!(%kind, %reason, summary = %report.summary(), "shadow run ended");
+                self.publish_shadow(&report, reason);
+            }
+        }
+        ended
+    }
+
+    fn shadow_running(&self, kind: PluginKind) -> bool {
+        self.shadows
+            .by_kind
+            .lock()
+            .is_ok_and(|s| s.get(&kind).is_some_and(|s| s.running))
+    }
+
+    fn is_generation(&self, kind: PluginKind, generation: u64) -> bool {
+        self.shadows.by_kind.lock().is_ok_and(|s| {
+            s.get(&kind)
+                .is_some_and(|s| s.running && s.generation == generation)
+        })
+    }
+
+    /// Publishes the report every [`PUBLISH_EVERY`] while this shadow
+    /// runs, and ends it when its time is up.
+    async fn watch_shadow(
+        self: Arc<Self>,
+        kind: PluginKind,
+        generation: u64,
+        duration: Option<Duration>,
+    ) {
+        let until = duration.map(|d| Instant::now() + d);
+        loop {
+            let sleep = match until {
+                Some(until) => PUBLISH_EVERY.min(until.saturating_duration_since(Instant::now())),
+                None => PUBLISH_EVERY,
+            };
+            tokio::time::sleep(sleep).await;
+            if !self.is_generation(kind, generation) {
+                return;
+            }
+            if until.is_some_and(|until| Instant::now() >= until) {
+                self.end_shadow(kind, "time is up");
+                return;
+            }
+            if let Some(report) = self.shadow_report(kind) {
+                self.publish_shadow(&report, "running");
+            }
+        }
+    }
+
+    fn publish_shadow(&self, report: &ShadowReport, what: &str) {
+        let value = serde_json::to_value(report).unwrap_or_default();
+        self.publish(PluginEvent::PluginShadow(PluginShadow {
+            kind: report.kind,
+            report: value,
+            message: format!("shadow {what}: {}", report.summary()),
+            timestamp: health_time(Utc::now()),
+        }));
+    }
+}
