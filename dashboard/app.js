@@ -17,14 +17,30 @@ function fmt(n, digits) {
   return n.toLocaleString(undefined, { maximumFractionDigits: digits ?? 2 });
 }
 
-function log(text) {
+function log(text, at) {
   const li = document.createElement("li");
   const t = document.createElement("time");
-  t.textContent = new Date().toLocaleTimeString();
+  t.textContent = (at ? new Date(at) : new Date()).toLocaleTimeString();
   li.append(t, document.createTextNode(text));
   const ol = $("log");
   ol.prepend(li);
   while (ol.children.length > 200) ol.lastChild.remove();
+}
+
+// One line of the event log for an event of `kind` (the same for events
+// seeded from the snapshot and live ones).
+function describe(kind, ev) {
+  const session = (e) => (e.session || e).session_id;
+  switch (kind) {
+    case "session_started": return `session started: ${session(ev)}`;
+    case "session_stopped": return `session stopped: ${session(ev)}`;
+    case "health": { const h = ev.health || ev; return `status ${h.status}${h.reason ? ": " + h.reason : ""}`; }
+    case "feed": return `feed ${ev.state}${ev.issue ? ": " + ev.issue : ""}`;
+    case "plugin":
+      if (ev.type === "plugin_shadow") return `plugin ${ev.kind} ${ev.message || ""}`;
+      return `plugin ${ev.type}: ${ev.kind || ""} ${ev.version || ""} ${ev.message || ""}`;
+  }
+  return null;
 }
 
 function renderSession(s) {
@@ -99,6 +115,32 @@ function renderPlugins(byKind) {
   body.replaceChildren(...rows);
 }
 
+// The shadow runs, one block per kind: what the candidate would change.
+function renderShadows(byKind) {
+  const blocks = Object.values(byKind || {}).sort((a, b) => String(a.kind).localeCompare(b.kind)).map((ev) => {
+    const r = ev.report || {};
+    const f = r.fields || {};
+    const names = (m) => Object.keys(m || {}).join(", ") || "none";
+    const errors = Object.entries(r.candidate_errors || {}).map(([k, n]) => `${k} ${n}`).join(", ") || "none";
+    const p99 = (l) => (l && l.p99_ms != null ? `${fmt(l.p99_ms, 3)} ms` : "—");
+    const div = document.createElement("div");
+    div.className = "shadow";
+    const title = document.createElement("div");
+    title.className = "shadow-title";
+    const candidate = r.candidate || {}, live = r.live || {};
+    const ended = r.ended_at ? `ended (${r.end_reason || "stopped"})` : "running";
+    title.textContent = `Shadow ${ev.kind}: ${candidate.name || ""} ${candidate.version || ""} vs live ${live.version || ""} — ${ended}`;
+    const lines = [
+      `${fmt(r.inputs_compared, 0)} inputs: ${fmt(r.identical, 0)} identical, ${fmt(r.different, 0)} different; ${fmt(r.skipped_inputs, 0)} skipped`,
+      `fields added: ${names(f.added)}; removed: ${names(f.removed)}; changed: ${names(f.changed)}`,
+      `candidate errors: ${errors}; p99 live ${p99(r.live_latency)}, candidate ${p99(r.candidate_latency)}`,
+    ].map((text) => { const p = document.createElement("div"); p.textContent = text; return p; });
+    div.append(title, ...lines);
+    return div;
+  });
+  $("shadow").replaceChildren(...blocks);
+}
+
 function renderTop(list) {
   const body = $("top-symbols").tBodies[0];
   body.replaceChildren(...(list || []).map((s) => row([s.symbol, fmt(s.price, 2), fmt(s.ticks, 0)], [false, true, true])));
@@ -111,16 +153,27 @@ function drawChart() {
     chart = new uPlot({
       width, height: 220,
       scales: { x: { time: true } },
-      axes: [{ stroke: "#8b98a5", grid: { stroke: "#222c38" } }, { stroke: "#8b98a5", grid: { stroke: "#222c38" } }],
+      axes: [{
+        stroke: "#8b98a5", grid: { stroke: "#222c38" },
+        // Whole seconds at least, labelled as a clock.
+        incrs: [1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600],
+        space: 70,
+        values: (u, splits) => splits.map(timeLabel),
+      }, { stroke: "#8b98a5", grid: { stroke: "#222c38" } }],
       series: [{}, { label: "ticks/sec", stroke: "#58a6ff", width: 2, fill: "rgba(88,166,255,0.12)" }],
     }, state.tps, el);
   } else {
     chart.setData(state.tps);
   }
 }
+// A chart time (Unix seconds) as a clock: 14:03:25.
+function timeLabel(t) {
+  return new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+}
+window.tickstockChart = () => chart;
 window.addEventListener("resize", () => { if (chart) chart.setSize({ width: Math.max(280, $("chart").clientWidth), height: 220 }); });
 
-let status = { plugin_status: {} };
+let status = { plugin_status: {}, plugin_shadow: {} };
 function apply(msg) {
   // The label follows the status API's rule, computed by the server.
   if (msg.api_status) $("api-status").textContent = msg.api_status;
@@ -135,16 +188,21 @@ function apply(msg) {
       renderFeed(st.feed);
       status.plugin_status = msg.plugin_status || {};
       renderPlugins(status.plugin_status);
+      status.plugin_shadow = msg.plugin_shadow || {};
+      renderShadows(status.plugin_shadow);
       renderTop(msg.top_symbols);
+      // The session's events so far, then live ones on top.
+      $("log").replaceChildren();
+      for (const r of msg.recent_events || []) {
+        const text = describe(r.kind, r.event || {});
+        if (text) log(text, r.at);
+      }
       break;
     }
     case "session_started":
-      renderSession(msg.event.session || msg.event);
-      log(`session started: ${(msg.event.session || msg.event).session_id}`);
-      break;
     case "session_stopped":
       renderSession(msg.event.session || msg.event);
-      log(`session stopped: ${(msg.event.session || msg.event).session_id}`);
+      log(describe(msg.kind, msg.event));
       break;
     case "health":
       // A dashboard that missed the session's start learns it here.
@@ -159,8 +217,13 @@ function apply(msg) {
       if (msg.event.type === "plugin_status") {
         status.plugin_status[msg.event.kind] = msg.event;
         renderPlugins(status.plugin_status);
+      } else if (msg.event.type === "plugin_shadow") {
+        status.plugin_shadow[msg.event.kind] = msg.event;
+        renderShadows(status.plugin_shadow);
+        const r = msg.event.report || {};
+        if (r.ended_at || String(msg.event.message).startsWith("shadow started")) log(describe("plugin", msg.event));
       } else {
-        log(`plugin ${msg.event.type}: ${msg.event.kind || ""} ${msg.event.version || ""} ${msg.event.message || ""}`);
+        log(describe("plugin", msg.event));
       }
       break;
   }

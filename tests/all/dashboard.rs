@@ -520,3 +520,94 @@ async fn the_websocket_caps_clients_messages_and_origins() {
     );
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_sees_plugin_calls_a_shadow_report_and_the_sessions_events() {
+    let symbols = &helpers::SYMBOLS[..6];
+    let sim = helpers::recording_simulator(500.0, symbols).await;
+    let host = helpers::host_with(&sim, &helpers::prefix("operator-page"), None, symbols).await;
+    // Before the page opens: an install (the log must show it, from the
+    // snapshot) and a shadow run of a health candidate.
+    helpers::install(&host, "normalizer", helpers::guests::normalizer_next()).await;
+    let (code, started) = helpers::post(
+        &host,
+        "/admin/plugins/health/shadow",
+        Some(helpers::TOKEN),
+        helpers::guests::health_next(),
+    )
+    .await;
+    assert_eq!(code, 200, "{started}");
+
+    let driver = ChromeDriver::start();
+    let client = browser(&driver).await;
+    client
+        .goto(&format!("http://{}/", host.addr))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + SECS;
+    loop {
+        let mut cells = Vec::new();
+        for td in client
+            .find_all(fantoccini::Locator::Css("#plugins tbody tr td"))
+            .await
+            .unwrap()
+        {
+            cells.push(td.text().await.unwrap_or_default());
+        }
+        let plugins = cells.join(" | ");
+        let shadow = text(&client, "shadow").await;
+        let log = text(&client, "log").await;
+        // kind | plugin | wit | calls | errors | p99, per row.
+        let normalizer_row = cells.chunks(6).find(|r| r[0] == "normalizer");
+        let calls_shown = normalizer_row.is_some_and(|r| {
+            r[1] == "massive-stocks 1.1.0"
+                && r[3].replace(',', "").parse::<u64>().is_ok_and(|n| n > 0)
+                && r[4] == "0"
+                && r[5].ends_with(" ms")
+        });
+        if calls_shown
+            && shadow.contains("Shadow health: stream-health 1.1.0 vs live 1.0.0")
+            && shadow.contains("added: symbols_seen_total")
+            && log.contains("plugin_installed: normalizer 1.1.0")
+            && log.contains("shadow started")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "plugins: {plugins}\nshadow: {shadow}\nlog: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The chart's time axis reads as a clock, in whole seconds.
+    let labels = client
+        .execute(
+            "const c = window.tickstockChart(); return c && c.axes[0].values(c, [1764338605, 1764338620, 1764338635]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let labels: Vec<String> = serde_json::from_value(labels).unwrap_or_default();
+    assert_eq!(labels.len(), 3, "{labels:?}");
+    for label in &labels {
+        let digits: Vec<&str> = label.split(':').collect();
+        assert!(
+            digits.len() == 3
+                && digits
+                    .iter()
+                    .all(|d| d.len() == 2 && d.chars().all(|c| c.is_ascii_digit())),
+            "not a clock label: {label:?}"
+        );
+    }
+    let errors = client
+        .execute("return window.__errors;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        errors,
+        serde_json::json!([]),
+        "JavaScript errors on the page"
+    );
+    client.close().await.unwrap();
+    host.stop().await;
+}

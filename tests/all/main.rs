@@ -16,3 +16,4 @@ mod plugins_runtime;
 mod redis_server;
 mod roles;
 mod sandbox;
+mod shadow;

@@ -13,8 +13,8 @@
 //! [`RunningPlugin`] (a [`LiveSlot`] and the version it started with).
 
 mod auto_rollback;
-mod shadow;
 mod history;
+mod shadow;
 mod slot;
 #[cfg(test)]
 mod tests;
@@ -31,12 +31,12 @@ pub use auto_rollback::AutoRollback;
 pub use slot::{LiveSlot, WentLive};
 
 use crate::bus::Bus;
-use crate::shadow::ShadowTap;
 use crate::events::{health_time, PluginEvent, PluginInstalled, PluginRefused, PluginRolledBack};
 use crate::plugins::runner::RunnerError;
 use crate::plugins::{
     ActivePlugin, LoadError, LoadedComponent, PluginEngine, PluginKind, PluginRegistry,
 };
+use crate::shadow::ShadowTap;
 use history::{History, Version};
 
 /// Why an install or rollback did not happen. The running version keeps
@@ -209,14 +209,15 @@ impl PluginManager {
     ) -> Result<Installed, InstallError> {
         let _one_at_a_time = self.lock().await;
         let result = match loaded {
-            Ok((component, from)) => self
-                .install_locked(component, source)
-                .await
-                .map(|done| Installed {
-                    load_ms,
-                    loaded_from: Some(from),
-                    ..done
-                }),
+            Ok((component, from)) => {
+                self.install_locked(component, source)
+                    .await
+                    .map(|done| Installed {
+                        load_ms,
+                        loaded_from: Some(from),
+                        ..done
+                    })
+            }
             Err(err) => Err(err),
         };
         let timestamp = health_time(Utc::now());

@@ -11,9 +11,9 @@ use futures_util::future::BoxFuture;
 
 use super::InstallError;
 use crate::plugins::runner::{Inbox, RunnerOptions, Swapper};
+use crate::plugins::{CallStats, LoadedComponent, Plugin, PluginEngine, PluginInfo, World};
 use crate::shadow::runner::{ShadowThread, Shadowed};
 use crate::shadow::{ShadowInput, ShadowReport};
-use crate::plugins::{CallStats, LoadedComponent, Plugin, PluginEngine, PluginInfo, World};
 
 /// How long a swap may wait for the plugin's thread (it finishes the call
 /// in progress first; a call is bounded by its deadline, and a stuck one is

@@ -13,7 +13,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{RoleContext, RunningPlugin};
-use crate::shadow::ShadowTap;
 use crate::bus::Bus;
 use crate::config::{Config, Symbols};
 use crate::events::{health_time, DeadLetter, FeedStatus};
@@ -22,6 +21,7 @@ use crate::pipeline::{self, Output, Pipeline, PipelineStats, FRAME_QUEUE_BYTES};
 use crate::plugins::runner::RunnerOptions;
 use crate::plugins::{NormalizerPlugin, PluginKind};
 use crate::secret::Secret;
+use crate::shadow::ShadowTap;
 use crate::simulator::{Simulator, SimulatorConfig};
 use crate::universe::{Universe, DEFAULT_UNIVERSE};
 

@@ -12,13 +12,13 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::{RoleContext, RunningPlugin};
-use crate::shadow::ShadowTap;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::events::{SessionStarted, SessionStopped};
 use crate::feed::FeedStats;
 use crate::health_loop::{FeedView, HealthLoop, ProcessStats, Settings};
 use crate::plugins::{HealthPlugin, PluginKind};
+use crate::shadow::ShadowTap;
 
 /// How long `session_stopped` may take to reach the bus.
 const STOP_FLUSH: Duration = Duration::from_secs(3);

@@ -63,9 +63,7 @@ impl ShadowInput {
                 .iter()
                 .map(|t| t.symbol.len() + std::mem::size_of::<Tick>())
                 .sum(),
-            ShadowInput::Report(_, host) => {
-                host.issues.iter().map(String::len).sum::<usize>() + 64
-            }
+            ShadowInput::Report(_, host) => host.issues.iter().map(String::len).sum::<usize>() + 64,
         }
     }
 }

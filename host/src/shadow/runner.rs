@@ -70,7 +70,12 @@ pub trait Shadowed: World + Send + 'static {
     /// Serves `input` (`None`: not an input of this world).
     fn run(plugin: &mut Plugin<Self>, input: &ShadowInput) -> Option<Self::Out>;
     /// Compares the two sides' outputs into the report.
-    fn compare(report: &mut ShadowReport, input: &ShadowInput, live: Self::Out, candidate: Self::Out);
+    fn compare(
+        report: &mut ShadowReport,
+        input: &ShadowInput,
+        live: Self::Out,
+        candidate: Self::Out,
+    );
 }
 
 impl Shadowed for normalize::Guest {
@@ -83,7 +88,12 @@ impl Shadowed for normalize::Guest {
         }
     }
 
-    fn compare(report: &mut ShadowReport, input: &ShadowInput, live: Self::Out, candidate: Self::Out) {
+    fn compare(
+        report: &mut ShadowReport,
+        input: &ShadowInput,
+        live: Self::Out,
+        candidate: Self::Out,
+    ) {
         if let ShadowInput::Frame(frame) = input {
             report.frame(frame, &live, &candidate);
         }
@@ -103,13 +113,20 @@ impl Shadowed for health_metrics::Guest {
 
     fn run(plugin: &mut HealthPlugin, input: &ShadowInput) -> Option<HealthOut> {
         match input {
-            ShadowInput::Observe(ticks, now) => Some(HealthOut::Observed(plugin.observe(ticks, *now))),
+            ShadowInput::Observe(ticks, now) => {
+                Some(HealthOut::Observed(plugin.observe(ticks, *now)))
+            }
             ShadowInput::Report(now, host) => Some(HealthOut::Report(plugin.report(*now, host))),
             ShadowInput::Frame(_) => None,
         }
     }
 
-    fn compare(report: &mut ShadowReport, input: &ShadowInput, live: HealthOut, candidate: HealthOut) {
+    fn compare(
+        report: &mut ShadowReport,
+        input: &ShadowInput,
+        live: HealthOut,
+        candidate: HealthOut,
+    ) {
         match (input, live, candidate) {
             (ShadowInput::Observe(ticks, _), HealthOut::Observed(l), HealthOut::Observed(c)) => {
                 report.observed(ticks.len(), &l, &c)
@@ -155,7 +172,11 @@ pub fn spawn<W: Shadowed>(
             lower_priority();
             // Each lock is held for one step only: a candidate call the
             // watchdog gives up on holds neither.
-            let Some(want) = live.lock().ok().and_then(|mut live| W::run(&mut live, &input)) else {
+            let Some(want) = live
+                .lock()
+                .ok()
+                .and_then(|mut live| W::run(&mut live, &input))
+            else {
                 return ControlFlow::Continue(());
             };
             let Some(got) = W::run(candidate, &input) else {

@@ -62,6 +62,12 @@ struct Latest {
     plugin_status: Map<String, Value>,
     /// Install / refusal / rollback events, newest last.
     plugins: Vec<Value>,
+    /// The latest shadow report per kind.
+    plugin_shadow: Map<String, Value>,
+    /// What the event log shows, newest last: session starts and stops,
+    /// plugin events (but statuses and running shadow reports), and
+    /// changes of health status and feed state.
+    recent: std::collections::VecDeque<Value>,
     /// The most active symbols with their last price.
     top_symbols: Value,
     last_event_at: Option<String>,
@@ -118,9 +124,31 @@ impl Latest {
         true
     }
 
-    /// A plugin event: the latest status per kind, the last installs,
-    /// refusals and rollbacks.
+    /// Keeps `event` for the event log (bounded).
+    fn remember(&mut self, kind: EventKind, event: &Value) {
+        self.recent.push_back(json!({
+            "kind": kind_label(kind),
+            "event": event,
+            "at": crate::events::health_time(chrono::Utc::now()),
+        }));
+        while self.recent.len() > RECENT_KEPT {
+            self.recent.pop_front();
+        }
+    }
+
+    /// A plugin event: the latest status and shadow report per kind, the
+    /// last installs, refusals and rollbacks.
     fn plugin_event(&mut self, event: &Value) {
+        let known_kind = event["kind"]
+            .as_str()
+            .filter(|k| k.parse::<crate::contract::PluginKind>().is_ok());
+        if event["type"] == "plugin_shadow" {
+            // Only the two kinds there are: a stray publisher cannot grow it.
+            if let Some(kind) = known_kind {
+                self.plugin_shadow.insert(kind.to_string(), event.clone());
+            }
+            return;
+        }
         if event["type"] == "plugin_status" {
             // Keyed by kind: only the two kinds there are, so a stray
             // publisher cannot grow the map.
@@ -151,6 +179,8 @@ pub struct DashboardState {
 
 /// Plugin events kept for the page.
 const PLUGIN_EVENTS_KEPT: usize = 50;
+/// Entries of the event log a page gets with its snapshot.
+const RECENT_KEPT: usize = 100;
 
 impl DashboardState {
     /// A state whose health counts as fresh for three health intervals.
@@ -187,16 +217,39 @@ impl DashboardState {
             EventKind::SessionStarted | EventKind::SessionStopped => {
                 latest.session_event(kind == EventKind::SessionStarted, &event)
             }
-            EventKind::Health => latest.health_event(&event),
+            EventKind::Health => {
+                let before = latest.health.as_ref().map(|h| h["status"].clone());
+                let applied = latest.health_event(&event);
+                let now = latest.health.as_ref().map(|h| h["status"].clone());
+                if applied && before.is_some() && before != now {
+                    latest.remember(kind, &event);
+                }
+                applied
+            }
             EventKind::Feed => {
+                let before = latest.feed.as_ref().map(|f| f["state"].clone());
+                if before.as_ref() != Some(&event["state"]) {
+                    latest.remember(kind, &event);
+                }
                 latest.feed = Some(event.clone());
                 true
             }
             EventKind::Plugin => {
                 latest.plugin_event(&event);
+                let shadow_running = event["type"] == "plugin_shadow"
+                    && !event["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("shadow started"))
+                    && event["report"]["ended_at"].is_null();
+                if event["type"] != "plugin_status" && !shadow_running {
+                    latest.remember(kind, &event);
+                }
                 true
             }
         };
+        if applied && matches!(kind, EventKind::SessionStarted | EventKind::SessionStopped) {
+            latest.remember(kind, &event);
+        }
         if !applied {
             self.counts.invalid.fetch_add(1, Ordering::Relaxed);
             return;
@@ -254,13 +307,15 @@ impl DashboardState {
     /// Everything the page shows, for a client that just connected (or
     /// fell behind: it gets the latest state, not a backlog).
     pub fn snapshot(&self) -> Value {
-        let (plugins, plugin_status, top) = self
+        let (plugins, plugin_status, plugin_shadow, recent, top) = self
             .latest
             .read()
             .map(|l| {
                 (
                     l.plugins.clone(),
                     l.plugin_status.clone(),
+                    l.plugin_shadow.clone(),
+                    l.recent.iter().cloned().collect::<Vec<_>>(),
                     l.top_symbols.clone(),
                 )
             })
@@ -270,6 +325,8 @@ impl DashboardState {
             "status": self.status(),
             "plugin_events": plugins,
             "plugin_status": plugin_status,
+            "plugin_shadow": plugin_shadow,
+            "recent_events": recent,
             "top_symbols": top,
             "contract": {
                 "required_metrics": REQUIRED_METRICS,
@@ -432,6 +489,74 @@ mod tests {
         assert!(st["health_age_seconds"].as_f64().unwrap() >= 1.0);
         // The session is still shown; only its health is stale.
         assert_eq!(st["session"]["session_id"], "b");
+    }
+
+    #[test]
+    fn the_event_log_keeps_changes_not_repeats() {
+        let s = DashboardState::new(Duration::from_secs(1));
+        let started = r#"{"type":"streaming_session_started","session":{"session_id":"s1","status":"active"}}"#;
+        s.apply(EventKind::SessionStarted, started);
+        for state in ["streaming", "streaming", "reconnecting", "streaming"] {
+            s.apply(
+                EventKind::Feed,
+                &format!(r#"{{"type":"feed_status","state":"{state}"}}"#),
+            );
+        }
+        for status in ["healthy", "healthy", "degraded"] {
+            s.apply(
+                EventKind::Health,
+                &format!(r#"{{"type":"streaming_health","health":{{"status":"{status}"}}}}"#),
+            );
+        }
+        s.apply(
+            EventKind::Plugin,
+            r#"{"type":"plugin_status","kind":"health"}"#,
+        );
+        s.apply(
+            EventKind::Plugin,
+            r#"{"type":"plugin_installed","kind":"health","version":"1.1.0"}"#,
+        );
+        let shadow = |message: &str, ended: &str| {
+            format!(
+                r#"{{"type":"plugin_shadow","kind":"normalizer","message":"{message}","report":{{"ended_at":{ended}}}}}"#
+            )
+        };
+        s.apply(EventKind::Plugin, &shadow("shadow started: x", "null"));
+        s.apply(EventKind::Plugin, &shadow("shadow running: x", "null"));
+        s.apply(
+            EventKind::Plugin,
+            &shadow("shadow stopped: x", "\"2026-01-01\""),
+        );
+        let snapshot = s.snapshot();
+        let kinds: Vec<String> = snapshot["recent_events"]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["kind"].as_str().unwrap_or(""),
+                    r["event"]["type"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "session_started streaming_session_started",
+                "feed feed_status",
+                "feed feed_status",
+                "feed feed_status",
+                "health streaming_health",
+                "plugin plugin_installed",
+                "plugin plugin_shadow",
+                "plugin plugin_shadow",
+            ]
+        );
+        assert_eq!(
+            snapshot["plugin_shadow"]["normalizer"]["message"],
+            "shadow stopped: x"
+        );
     }
 
     #[test]

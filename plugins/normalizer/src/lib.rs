@@ -96,6 +96,13 @@ impl bindings::exports::tickstock::plugins::normalize::Guest for Component {
         if cfg!(feature = "test-trap") && frame.contains("\"TRAPME\"") {
             panic!("test-trap build: refusing a frame with TRAPME");
         }
+        if cfg!(feature = "test-trap") && frame.contains("\"SPINME\"") {
+            // Runs until the host's deadline stops it.
+            let mut n: u64 = 0;
+            while std::hint::black_box(n) != u64::MAX {
+                n = n.wrapping_add(1);
+            }
+        }
         if cfg!(feature = "test-sleep") && frame.contains("\"SLEEPME\"") {
             // What a blocking call in ordinary code does to a plugin.
             std::thread::sleep(std::time::Duration::from_secs(3600));

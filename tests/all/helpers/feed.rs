@@ -54,16 +54,15 @@ pub fn feed(
     let (out_tx, out) = tokio::sync::mpsc::channel(out_capacity);
     let stats = std::sync::Arc::new(FeedStats::default());
     let pipeline = std::sync::Arc::new(tickstock::pipeline::PipelineStats::default());
-    let (_thread, frames) =
-        tickstock::pipeline::spawn(
-            plugin,
-            queue,
-            Default::default(),
-            out_tx,
-            pipeline.clone(),
-            Default::default(),
-        )
-            .unwrap();
+    let (_thread, frames) = tickstock::pipeline::spawn(
+        plugin,
+        queue,
+        Default::default(),
+        out_tx,
+        pipeline.clone(),
+        Default::default(),
+    )
+    .unwrap();
     let client = FeedClient::new(
         url,
         tickstock::secret::Secret::new(key),

@@ -17,7 +17,8 @@ pub fn normalizer_next() -> Vec<u8> {
     read(env!("TICKSTOCK_COMPONENT_NORMALIZER_NEXT"))
 }
 
-/// The normalizer at 1.0.1-trap: traps on frames mentioning TRAPME.
+/// The normalizer at 1.0.1-trap: traps on frames mentioning TRAPME, spins
+/// until the deadline on frames mentioning SPINME.
 pub fn normalizer_trap() -> Vec<u8> {
     read(env!("TICKSTOCK_COMPONENT_NORMALIZER_TRAP"))
 }
