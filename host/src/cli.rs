@@ -238,6 +238,15 @@ pub enum PluginsAction {
     },
 }
 
+/// The language of a new plugin project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PluginLang {
+    /// A cargo project built for `wasm32-wasip2`.
+    Rust,
+    /// A componentize-py project (health plugins only).
+    Python,
+}
+
 /// `plugin` subcommands (local, for plugin authors).
 #[derive(Debug, Args, Clone)]
 pub struct PluginArgs {
@@ -260,7 +269,7 @@ pub enum PluginAction {
         kind: PluginKind,
         /// `rust`, or `python` (health plugins only).
         #[arg(long, value_enum, default_value = "rust")]
-        lang: crate::author::scaffold::Lang,
+        lang: PluginLang,
         /// The project directory; its last component is the plugin's name.
         dir: PathBuf,
     },

@@ -453,9 +453,8 @@ fn subscription(
     })
 }
 
-/// Where compiled components are cached unless told otherwise.
-pub fn default_cache_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "tickstock").map(|d| d.cache_dir().join("components"))
+fn default_cache_dir() -> Option<PathBuf> {
+    crate::plugins::cache::default_dir()
 }
 
 #[cfg(test)]

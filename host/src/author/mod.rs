@@ -33,7 +33,7 @@ pub fn run(args: PluginArgs) -> anyhow::Result<ExitCode> {
         let cache_dir = args
             .cache_dir
             .clone()
-            .or_else(crate::config::default_cache_dir);
+            .or_else(crate::plugins::cache::default_dir);
         PluginEngine::new(Limits::default(), cache_dir.as_deref())
     };
     match args.action.clone() {

@@ -37,14 +37,7 @@ pub const COMPONENTIZE_PY: &str = "0.25.1";
 /// installed (see `docs/plugins.md`, where it was measured).
 const PYTHON_RSS: &str = "40 MiB";
 
-/// The language of a new plugin project.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Lang {
-    /// A cargo project built for `wasm32-wasip2`.
-    Rust,
-    /// A componentize-py project (health plugins only).
-    Python,
-}
+pub use crate::cli::PluginLang as Lang;
 
 /// Why a project cannot be written.
 #[derive(Debug, thiserror::Error)]
@@ -313,7 +306,8 @@ mod tests {
                     for needle in [
                         "feature = \"test-",
                         "scaffold:",
-                        "{{",
+                        "{{name}}",
+                        "{{crate}}",
                         "../../wit",
                         "tickstock_normalizer",
                         "tickstock_health",

@@ -57,6 +57,31 @@ impl LiveSlot for ScriptedSlot {
             })
         })
     }
+
+    /// These tests script installs only.
+    fn start_shadow(
+        &self,
+        _engine: PluginEngine,
+        _live: Arc<LoadedComponent>,
+        _candidate: Arc<LoadedComponent>,
+        _report: crate::shadow::ShadowReport,
+    ) -> BoxFuture<
+        '_,
+        Result<
+            (
+                crate::shadow::runner::ShadowThread,
+                crate::plugins::runner::Inbox<crate::shadow::ShadowInput>,
+            ),
+            InstallError,
+        >,
+    > {
+        Box::pin(async {
+            Err(InstallError::ShadowStart(
+                PluginKind::Normalizer,
+                "not scripted".into(),
+            ))
+        })
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

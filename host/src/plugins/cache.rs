@@ -41,6 +41,12 @@ pub const MAX_BYTES: u64 = 512 << 20;
 /// A temporary file older than this was left by a crash.
 const STALE_TMP: Duration = Duration::from_secs(600);
 
+/// Where compiled components are cached unless told otherwise: the user's
+/// cache directory (`~/.cache/tickstock/components` on Linux).
+pub fn default_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "tickstock").map(|d| d.cache_dir().join("components"))
+}
+
 /// A directory of compiled components.
 #[derive(Debug, Clone)]
 pub struct CompiledCache {
