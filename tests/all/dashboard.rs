@@ -48,7 +48,8 @@ impl Drop for ChromeDriver {
         // not a prefix match.
         let pattern = format!("--user-data-dir={}( |$)", regex_escape(&self.profile()));
         let _ = std::process::Command::new("pkill")
-            .args(["-KILL", "-f", &pattern])
+            // `--`: the pattern starts with dashes, not an option.
+            .args(["-KILL", "-f", "--", &pattern])
             .status();
         let _ = std::fs::remove_dir_all(self.profile());
     }

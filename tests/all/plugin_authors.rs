@@ -237,6 +237,42 @@ fn plugin_test_fails_with_a_reason_on_bad_components_and_on_a_wrong_golden_vecto
     let health = write("health.wasm", embedded::HEALTH);
     assert!(load_failure(&health, &["--kind", "normalizer"]).contains("this is a health plugin"),);
 
+    // The checks past the gate fail too: a normalizer that traps on a
+    // frame the author supplies fails `fuzz` (which runs the author's
+    // frames first), saying which frame...
+    let frames = write(
+        "frames.txt",
+        br#"[{"ev":"T","sym":"TRAPME","p":1.5,"s":1,"t":1}]
+[{"ev":"T","sym":"REPORT_SLEEP","p":1.5,"s":1,"t":1}]
+"#,
+    );
+    let frames_arg = frames.to_str().unwrap();
+    let trap = write("trap.wasm", &helpers::guests::normalizer_trap());
+    let (ok, report) = author::plugin_test(&trap, &["--frames", frames_arg], &cache);
+    assert!(!ok, "{report:#}");
+    assert_eq!(author::verdict(&report, "conformance"), "pass");
+    assert_eq!(author::verdict(&report, "fuzz"), "fail", "{report:#}");
+    assert!(author::check(&report, "fuzz")["details"]
+        .to_string()
+        .contains("TRAPME"));
+    // ...and a health plugin whose report starts sleeping after the
+    // author's ticks fails `determinism` and `state`.
+    let faults = write("faults.wasm", &helpers::guests::health_faults());
+    let (ok, report) = author::plugin_test(&faults, &["--frames", frames_arg], &cache);
+    assert!(!ok, "{report:#}");
+    assert_eq!(
+        author::verdict(&report, "determinism"),
+        "fail",
+        "{report:#}"
+    );
+    assert_eq!(author::verdict(&report, "state"), "fail", "{report:#}");
+    assert!(
+        author::check(&report, "determinism")["details"]
+            .to_string()
+            .contains("may not sleep"),
+        "{report:#}"
+    );
+
     // The default normalizer passes with the contract's golden frames...
     let normalizer = write("normalizer.wasm", embedded::NORMALIZER);
     let (ok, report) = author::plugin_test(&normalizer, &[], &cache);

@@ -458,41 +458,45 @@ fn health_checks(
         ),
     ));
 
-    // Two fresh instances given the same session report the same.
+    // Two fresh instances given the same session report the same. A call
+    // that fails on this ordinary input fails the check, with the error.
     let mut once = HealthPlugin::new(engine, loaded.clone())?;
-    let first = session::run(&mut once, &script, &mut costs)?;
+    let first = session::run(&mut once, &script, &mut costs);
     costs.memory_bytes = once.memory_bytes().max(hostile.memory_bytes());
     let mut fresh = HealthPlugin::new(engine, loaded.clone())?;
-    let again = session::run(&mut fresh, &script, &mut Costs::default())?;
+    let again = session::run(&mut fresh, &script, &mut Costs::default());
+    let reports = first.as_ref().map_or(0, Vec::len);
     checks.push(Check::pass_or_fail(
         "determinism",
-        session::differences(&first, &again),
-        format!(
-            "{} reports of the same session from a fresh instance: identical",
-            first.len()
-        ),
+        match (&first, &again) {
+            (Ok(a), Ok(b)) => session::differences(a, b),
+            (Err(e), _) | (_, Err(e)) => vec![format!("{e:#}")],
+        },
+        format!("{reports} reports of the same session from a fresh instance: identical"),
     ));
 
     // Export half way, import into a fresh instance, continue both.
     let (before, after) = script.split_at(script.len() / 2);
     let mut old = HealthPlugin::new(engine, loaded.clone())?;
-    let mut problems = Vec::new();
-    session::run(&mut old, before, &mut Costs::default())?;
     let mut new = HealthPlugin::new(engine, loaded.clone())?;
-    match old.export_state() {
-        Err(err) => problems.push(format!("export_state failed: {err}")),
-        Ok(state) => match new.import_state(&state, old.info()) {
-            Err(err) => problems.push(format!("import_state failed: {err}")),
-            Ok(Err(refused)) => {
-                problems.push(format!("import_state refused its own state: {refused}"))
-            }
-            Ok(Ok(())) => {
-                let kept = session::run(&mut old, after, &mut Costs::default())?;
-                let carried = session::run(&mut new, after, &mut Costs::default())?;
-                problems.extend(session::differences(&kept, &carried));
-            }
+    let problems = match session::run(&mut old, before, &mut Costs::default()) {
+        Err(e) => vec![format!("{e:#}")],
+        Ok(_) => match old.export_state() {
+            Err(err) => vec![format!("export_state failed: {err}")],
+            Ok(state) => match new.import_state(&state, old.info()) {
+                Err(err) => vec![format!("import_state failed: {err}")],
+                Ok(Err(refused)) => vec![format!("import_state refused its own state: {refused}")],
+                Ok(Ok(())) => {
+                    let kept = session::run(&mut old, after, &mut Costs::default());
+                    let carried = session::run(&mut new, after, &mut Costs::default());
+                    match (kept, carried) {
+                        (Ok(a), Ok(b)) => session::differences(&a, &b),
+                        (Err(e), _) | (_, Err(e)) => vec![format!("{e:#}")],
+                    }
+                }
+            },
         },
-    }
+    };
     checks.push(Check::pass_or_fail(
         "state",
         problems,
@@ -505,7 +509,7 @@ fn health_checks(
     let mut reference = HealthPlugin::new(engine, Arc::new(default))?;
     let want = session::run(&mut reference, &script, &mut Costs::default())?;
     let mut diff = OutputDiff::default();
-    for (w, g) in want.iter().zip(&first) {
+    for (w, g) in want.iter().zip(first.iter().flatten()) {
         diff.metrics(&w.metrics, &g.metrics);
     }
     checks.push(Check::new(
@@ -604,12 +608,19 @@ mod session {
         };
         let t0 = 1_700_000_000_000;
         let mut steps = Vec::new();
+        let mut now = t0;
         for (i, batch) in batches.into_iter().enumerate() {
-            let now = t0 + i as i64 * 100;
+            now = t0 + i as i64 * 100;
             steps.push(Step::Observe(batch, now));
             if i % 10 == 9 {
                 steps.push(Step::Report(now, host_state()));
             }
+        }
+        // Every session, however short, ends with reports to compare (two:
+        // the state check compares the second half).
+        for _ in 0..2 {
+            now += 1_000;
+            steps.push(Step::Report(now, host_state()));
         }
         Ok(steps)
     }
@@ -653,9 +664,13 @@ mod session {
         Ok(reports)
     }
 
-    /// Report by report, what differs: status, reason, each metric.
+    /// Report by report, what differs: status, reason, each metric. No
+    /// report at all is a difference too: nothing was compared.
     pub fn differences(first: &[HealthReport], second: &[HealthReport]) -> Vec<String> {
         let mut lines = Vec::new();
+        if first.is_empty() {
+            lines.push("no report to compare".to_string());
+        }
         if first.len() != second.len() {
             lines.push(format!("{} reports, then {}", first.len(), second.len()));
         }

@@ -199,10 +199,13 @@ fn rust_project(name: &str, kind: PluginKind) -> Vec<File> {
         ),
     };
     let crate_name = name.replace('_', "-");
+    // The file cargo writes: the crate name with underscores.
+    let crate_file = name.replace('-', "_");
     let versions = pinned_versions();
     let vars: Vec<(&str, &str)> = vec![
         ("name", name),
         ("crate", crate_name.as_str()),
+        ("crate_file", crate_file.as_str()),
         ("kind", kind.as_str()),
         ("world", world),
         ("default", default),

@@ -386,6 +386,8 @@ impl PluginManager {
             action,
             reason,
         );
+        // An ended shadow's candidate can no longer be promoted.
+        self.forget_candidate_unless_live(kind);
         Ok(Installed {
             kind,
             name: info.name,

@@ -30,7 +30,11 @@ pub(super) struct Shadows {
 
 struct Shadow {
     thread: ShadowThread,
-    candidate: Arc<LoadedComponent>,
+    /// Kept after the shadow ends, so that it can still be promoted, until
+    /// the live version changes.
+    candidate: Option<Arc<LoadedComponent>>,
+    /// The live version it was compared with.
+    live_sha256: String,
     generation: u64,
     running: bool,
 }
@@ -66,16 +70,7 @@ impl PluginManager {
         }
         let (candidate, _) = self.load(kind, bytes).await?;
         let slot = self.slots.get(&kind).ok_or(InstallError::NotHere(kind))?;
-        let live = self
-            .registry
-            .active(kind)
-            .and_then(|active| {
-                self.history
-                    .component(kind, &active.sha256)
-                    .map(|c| (active, c))
-            })
-            .ok_or(InstallError::NotHere(kind))?;
-        let (active, live_component) = live;
+        let (active, live_component) = self.live(kind)?;
         let report = ShadowReport::new(
             kind,
             Side {
@@ -97,6 +92,16 @@ impl PluginManager {
                 report,
             )
             .await?;
+        // Under the install lock: an install or rollback that happened
+        // while the candidate was checked changed what the shadow would be
+        // compared with, and none can happen while it attaches.
+        let _one_at_a_time = self.lock().await;
+        if self.registry.active(kind).map(|a| a.sha256) != Some(active.sha256.clone()) {
+            return Err(InstallError::ShadowStart(
+                kind,
+                "the live version changed while the candidate was checked; start it again".into(),
+            ));
+        }
         let generation = {
             let mut shadows = self
                 .shadows
@@ -117,7 +122,8 @@ impl PluginManager {
                 kind,
                 Shadow {
                     thread,
-                    candidate,
+                    candidate: Some(candidate),
+                    live_sha256: active.sha256.clone(),
                     generation,
                     running: true,
                 },
@@ -156,20 +162,25 @@ impl PluginManager {
         self.shadow_report(kind).ok_or(InstallError::NoShadow(kind))
     }
 
-    /// Ends the shadow of `kind` and installs its candidate through the
-    /// normal swap (state carried over for a health plugin).
+    /// Installs the candidate of the running (or ended) shadow of `kind`
+    /// through the normal swap (state carried over for a health plugin),
+    /// as long as the version it was compared with is still the live one.
     pub async fn promote_shadow(
         self: &Arc<Self>,
         kind: PluginKind,
     ) -> Result<Installed, InstallError> {
+        let live = self.registry.active(kind).map(|a| a.sha256);
         let candidate = {
-            let shadows = self
+            let mut shadows = self
                 .shadows
                 .by_kind
                 .lock()
                 .map_err(|_| InstallError::Stopped(kind))?;
-            match shadows.get(&kind) {
-                Some(shadow) if shadow.running => shadow.candidate.clone(),
+            match shadows.get_mut(&kind) {
+                Some(shadow) if Some(&shadow.live_sha256) == live.as_ref() => shadow
+                    .candidate
+                    .take()
+                    .ok_or(InstallError::NoShadow(kind))?,
                 _ => return Err(InstallError::NoShadow(kind)),
             }
         };
@@ -197,6 +208,7 @@ impl PluginManager {
             shadow.thread.end(reason);
             true
         };
+        self.forget_candidate_unless_live(kind);
         if ended {
             if let Some(report) = self.shadow_report(kind) {
                 tracing::info!(%kind, %reason, summary = %report.summary(), "shadow run ended");
@@ -206,11 +218,44 @@ impl PluginManager {
         ended
     }
 
+    /// The live version of `kind` and its component.
+    fn live(
+        &self,
+        kind: PluginKind,
+    ) -> Result<(crate::plugins::ActivePlugin, Arc<LoadedComponent>), InstallError> {
+        self.registry
+            .active(kind)
+            .and_then(|active| {
+                let component = self.history.component(kind, &active.sha256)?;
+                Some((active, component))
+            })
+            .ok_or(InstallError::NotHere(kind))
+    }
+
+    /// Drops an ended shadow's candidate once the version it was compared
+    /// with is no longer live (it can no longer be promoted).
+    pub(super) fn forget_candidate_unless_live(&self, kind: PluginKind) {
+        let live = self.registry.active(kind).map(|a| a.sha256);
+        if let Ok(mut shadows) = self.shadows.by_kind.lock() {
+            if let Some(shadow) = shadows.get_mut(&kind) {
+                if !shadow.running && Some(&shadow.live_sha256) != live.as_ref() {
+                    shadow.candidate = None;
+                }
+            }
+        }
+    }
+
     fn shadow_running(&self, kind: PluginKind) -> bool {
         self.shadows
             .by_kind
             .lock()
             .is_ok_and(|s| s.get(&kind).is_some_and(|s| s.running))
+    }
+
+    /// Why the running shadow of `kind` ended on its own, if it did.
+    fn ended_by_itself(&self, kind: PluginKind) -> Option<String> {
+        let shadows = self.shadows.by_kind.lock().ok()?;
+        shadows.get(&kind)?.thread.ended_by_itself()
     }
 
     fn is_generation(&self, kind: PluginKind, generation: u64) -> bool {
@@ -240,6 +285,10 @@ impl PluginManager {
             }
             if until.is_some_and(|until| Instant::now() >= until) {
                 self.end_shadow(kind, "time is up");
+                return;
+            }
+            if let Some(reason) = self.ended_by_itself(kind) {
+                self.end_shadow(kind, &reason);
                 return;
             }
             if let Some(report) = self.shadow_report(kind) {

@@ -27,6 +27,8 @@ pub const MAX_FIELDS: usize = 64;
 
 /// Longest example kept, in bytes.
 const EXAMPLE_BYTES: usize = 120;
+/// Longest field name kept, in bytes.
+const NAME_BYTES: usize = 64;
 
 /// One field's change: how many outputs showed it, and the first one seen.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -165,10 +167,12 @@ impl OutputDiff {
             Kind::Removed => &mut self.removed,
             Kind::Changed => &mut self.changed,
         };
-        if let Some(change) = fields.get_mut(name) {
+        // A field name is input too: kept short.
+        let name = clip_to(name.to_string(), NAME_BYTES);
+        if let Some(change) = fields.get_mut(&name) {
             change.count += 1;
         } else if fields.len() < MAX_FIELDS {
-            fields.insert(name.to_string(), FieldChange { count: 1, example });
+            fields.insert(name, FieldChange { count: 1, example });
         } else {
             self.untracked_fields += 1;
         }
@@ -197,9 +201,13 @@ pub fn metric_object(metrics: &[Metric]) -> Map<String, Value> {
         .collect()
 }
 
-fn clip(mut text: String) -> String {
-    if text.len() > EXAMPLE_BYTES {
-        let mut end = EXAMPLE_BYTES;
+fn clip(text: String) -> String {
+    clip_to(text, EXAMPLE_BYTES)
+}
+
+fn clip_to(mut text: String, bytes: usize) -> String {
+    if text.len() > bytes {
+        let mut end = bytes;
         while !text.is_char_boundary(end) {
             end -= 1;
         }

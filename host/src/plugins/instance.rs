@@ -200,16 +200,17 @@ impl<W: World> Plugin<W> {
         self.restarts
     }
 
-    /// Runs one call under the deadline. On failure the instance is
-    /// replaced (a trapped instance cannot be entered again) and the error
-    /// says what happened.
     /// Bytes of linear memory and tables this instance holds (they never
-    /// shrink, so this is also its peak), counted against
+    /// shrink, so this is also its peak; a replacement after a failure
+    /// starts again from its own), counted against
     /// [`Limits::memory_bytes`](super::Limits).
     pub fn memory_bytes(&self) -> usize {
         self.store.data().limiter.used()
     }
 
+    /// Runs one call under the deadline. On failure the instance is
+    /// replaced (a trapped instance cannot be entered again) and the error
+    /// says what happened.
     pub(super) fn call<R>(
         &mut self,
         f: impl FnOnce(&W, &mut Store<PluginCtx>) -> wasmtime::Result<R>,

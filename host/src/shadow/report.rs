@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
 
 use crate::contract::PluginKind;
+use crate::events::health_time;
 use crate::plugins::diff::OutputDiff;
 use crate::plugins::{CallError, CallStats, HealthReport, Normalized};
 
@@ -56,10 +57,10 @@ pub struct ShadowReport {
     pub live: Side,
     /// The candidate.
     pub candidate: Side,
-    /// When the shadow started.
-    pub started_at: DateTime<Utc>,
+    /// When the shadow started (milliseconds, `Z`).
+    pub started_at: String,
     /// When it ended, if it did.
-    pub ended_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<String>,
     /// Why it ended (`stopped`, `promoted`, `time is up`, ...).
     pub end_reason: Option<String>,
     /// Inputs (frames; tick batches and report times) both versions were given.
@@ -96,7 +97,7 @@ impl ShadowReport {
             kind,
             live,
             candidate,
-            started_at: Utc::now(),
+            started_at: health_time(Utc::now()),
             ended_at: None,
             end_reason: None,
             inputs_compared: 0,
@@ -132,7 +133,16 @@ impl ShadowReport {
         for (l, c) in live.ticks.iter().zip(&candidate.ticks) {
             self.fields.payloads(&l.payload, &c.payload);
         }
-        let same = self.fields.different == before && live.ticks.len() == candidate.ticks.len();
+        // What was skipped, and why, is output too.
+        let skips = |n: &Normalized| -> Vec<(&'static str, Option<String>)> {
+            n.skipped
+                .iter()
+                .map(|s| (crate::plugins::skip_reason_label(s.reason), s.ev.clone()))
+                .collect()
+        };
+        let same = self.fields.different == before
+            && live.ticks.len() == candidate.ticks.len()
+            && skips(live) == skips(candidate);
         if same {
             self.identical += 1;
         } else {
@@ -170,6 +180,17 @@ impl ShadowReport {
         };
         let before = self.fields.different;
         self.fields.metrics(&live.metrics, &candidate.metrics);
+        if self.fields.different != before {
+            let object = |r: &HealthReport| {
+                serde_json::Value::Object(crate::plugins::diff::metric_object(&r.metrics))
+                    .to_string()
+            };
+            self.example(format!(
+                "report at {now_ms}: live {}; candidate {}",
+                clip(&object(live)),
+                clip(&object(candidate))
+            ));
+        }
         let status_differs = live.status != candidate.status;
         if status_differs {
             self.status_differences += 1;
@@ -199,6 +220,10 @@ impl ShadowReport {
         if live.is_err() || candidate.is_err() {
             let what = format!("observe of {ticks} ticks");
             self.failed(&what, live.as_ref().err(), candidate.as_ref().err());
+        } else {
+            // Nothing comes back from `observe`: what it did shows in the
+            // next report.
+            self.identical += 1;
         }
     }
 
@@ -213,7 +238,30 @@ impl ShadowReport {
                     .push(format!("{} on {}", clip(&err.to_string()), clip(input)));
             }
         }
-        self.different += 1;
+        // Both failing the same way is the same behaviour.
+        match (live, candidate) {
+            (Some(l), Some(c)) if l.kind() == c.kind() => self.identical += 1,
+            _ => self.different += 1,
+        }
+    }
+
+    /// A candidate call the watchdog gave up on.
+    pub fn abandoned(&mut self, plugin: &str, stuck_for: std::time::Duration) {
+        *self.candidate_errors.entry("abandoned").or_default() += 1;
+        if self.error_examples.len() < EXAMPLES {
+            self.error_examples.push(format!(
+                "{plugin} did not return for {} ms; its thread was abandoned",
+                stuck_for.as_millis()
+            ));
+        }
+    }
+
+    /// Marks the report ended, with why (the first reason stays).
+    pub fn end(&mut self, reason: &str) {
+        if self.ended_at.is_none() {
+            self.ended_at = Some(health_time(Utc::now()));
+            self.end_reason = Some(reason.to_string());
+        }
     }
 
     fn example(&mut self, text: String) {

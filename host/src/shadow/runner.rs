@@ -15,7 +15,7 @@ use super::report::{Latency, ShadowReport};
 use super::ShadowInput;
 use crate::contract::PluginKind;
 use crate::plugins::bindings::{health_metrics, normalize};
-use crate::plugins::runner::{Inbox, PluginThread, RunnerOptions};
+use crate::plugins::runner::{Inbox, PluginThread, RunnerEvent, RunnerOptions};
 use crate::plugins::{
     CallError, CallStats, HealthPlugin, HealthReport, Normalized, NormalizerPlugin, Plugin, World,
 };
@@ -44,14 +44,17 @@ impl ShadowThread {
         Some(report)
     }
 
-    /// Marks the report ended, with why.
+    /// Marks the report ended, with why (the first reason stays).
     pub fn end(&self, reason: &str) {
         if let Ok(mut report) = self.report.lock() {
-            if report.ended_at.is_none() {
-                report.ended_at = Some(chrono::Utc::now());
-                report.end_reason = Some(reason.to_string());
-            }
+            report.end(reason);
         }
+    }
+
+    /// Why the shadow ended by itself (its candidate wore out the
+    /// watchdog), if it did.
+    pub fn ended_by_itself(&self) -> Option<String> {
+        self.report.lock().ok()?.end_reason.clone()
     }
 
     /// Records inputs the tap skipped.
@@ -155,8 +158,24 @@ pub fn spawn<W: Shadowed>(
     // over); the lock is never held across the candidate's call.
     let live = Arc::new(Mutex::new(live));
     let shared = report.clone();
+    // The watchdog's findings go into the report: a candidate call that
+    // never came back counts as an error, and a candidate that wore out
+    // the watchdog (too many stuck threads) ends the shadow, never the host.
+    let told = report.clone();
+    let on_event = move |event: RunnerEvent| {
+        let Ok(mut report) = told.lock() else { return };
+        match event {
+            RunnerEvent::Abandoned {
+                plugin, stuck_for, ..
+            } => report.abandoned(&plugin, stuck_for),
+            RunnerEvent::Fatal { reason, .. } => {
+                report.end(&format!("the candidate stopped: {reason}"))
+            }
+        }
+    };
     let options = RunnerOptions {
         queue_bytes: Some(QUEUE_BYTES),
+        on_event: Some(Arc::new(on_event)),
         ..options
     };
     let name = match W::KIND {

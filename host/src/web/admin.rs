@@ -172,12 +172,18 @@ fn shadow_outcome(result: Result<ShadowReport, InstallError>) -> Response {
 async fn start_shadow(
     State(admin): State<Admin>,
     Path(raw): Path<String>,
-    Query(query): Query<ShadowFor>,
+    query: Result<Query<ShadowFor>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Response {
     let kind = match kind(&raw) {
         Ok(k) => k,
         Err(resp) => return *resp,
+    };
+    let Ok(Query(query)) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "for= must be a number of seconds, e.g. ?for=600",
+        );
     };
     if body.is_empty() {
         return error(

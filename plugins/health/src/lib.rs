@@ -59,8 +59,8 @@ use std::cell::RefCell;
 // are left out, and `// scaffold: use CODE` lines become CODE.
 
 /// The plugin's name, reported through `info`.
+// scaffold: use pub const NAME: &str = "{{name}}";
 pub const NAME: &str = "stream-health"; // scaffold: drop
-                                        // scaffold: use pub const NAME: &str = "{{name}}";
 /// The plugin's version, reported through `info`: the crate version.
 // scaffold: drop-begin
 // (Test-only builds of this repository report their own.)

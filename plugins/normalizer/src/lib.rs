@@ -57,8 +57,8 @@ pub use bindings::tickstock::plugins::types::{
 // are left out, and `// scaffold: use CODE` lines become CODE.
 
 /// The plugin's name, reported through `info`.
+// scaffold: use pub const NAME: &str = "{{name}}";
 pub const NAME: &str = "massive-stocks"; // scaffold: drop
-                                         // scaffold: use pub const NAME: &str = "{{name}}";
 /// The plugin's version, reported through `info`: the crate version.
 // scaffold: drop-begin
 // (Test-only builds of this repository report their own.)

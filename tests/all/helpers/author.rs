@@ -63,6 +63,17 @@ pub fn cargo_build(project: &Path, crate_name: &str) -> PathBuf {
         project.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+    // The author's tools agree with the code they were given.
+    let fmt = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(project)
+        .args(["fmt", "--check"])
+        .output()
+        .unwrap();
+    assert!(
+        fmt.status.success(),
+        "the scaffold is not rustfmt-clean: {}",
+        String::from_utf8_lossy(&fmt.stdout)
+    );
     target
         .join("wasm32-wasip2/release")
         .join(format!("{}.wasm", crate_name.replace('-', "_")))
