@@ -578,7 +578,9 @@ fn main() {
     );
     for (n, (ratio, native, wasm)) in &costs {
         row(
-            &format!("P2 normalize + observe, WASM / native CPU per tick, frames of {n}"),
+            &format!(
+                "P2 normalize + observe, WASM / native time per tick (one thread), frames of {n}"
+            ),
             format!("{ratio:.2}x ({wasm:.2} µs vs {native:.2} µs per tick)"),
             "≤ 1.3x",
             *ratio <= 1.3,

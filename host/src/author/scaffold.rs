@@ -158,6 +158,11 @@ fn from_default_source(source: &str, default_crate: &str, vars: &[(&str, &str)])
             out.push('\n');
         }
     }
+    // Dropped lines can leave two blank lines in a row; rustfmt keeps one.
+    let mut out = out;
+    while out.contains("\n\n\n") {
+        out = out.replace("\n\n\n", "\n\n");
+    }
     let crate_ident = fill("{{crate}}", vars).replace('-', "_");
     fill(
         &out.replace("path: \"../../wit\"", "path: \"wit\"")
