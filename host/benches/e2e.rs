@@ -34,6 +34,10 @@
 //!   a subscriber received (lost, duplicated, out of order), and the pause
 //!   of the hot path is the one each install reports.
 //!
+//! - **Shadow cost** (no target): ticks/s `tickstock run` publishes at full
+//!   input speed, alone and then with a shadow of the 1.1.0 normalizer
+//!   running, in the same process and run.
+//!
 //! Per-stage micro-benchmarks (criterion): `--bench normalize` and
 //! `--bench swap`.
 //!
@@ -118,12 +122,10 @@ fn redis_cli_subscriber(redis: &RedisServer) -> Proc {
     proc
 }
 
-/// P1: ticks/s through `ingest` at full input speed, and its peak RSS.
-fn throughput(seconds: u64) -> (f64, f64) {
-    let redis = RedisServer::start();
-    let _sub = redis_cli_subscriber(&redis);
+/// `tickstock simulate --rate 0 --batch 100` on a free port: its feed URL.
+fn full_speed_simulator() -> (Proc, String) {
     let port = free_port();
-    let _sim = tickstock(&[
+    let sim = tickstock(&[
         "simulate",
         "--listen",
         &format!("127.0.0.1:{port}"),
@@ -135,13 +137,60 @@ fn throughput(seconds: u64) -> (f64, f64) {
         "100",
     ]);
     std::thread::sleep(Duration::from_millis(300));
-    let ingest = host("ingest", &redis, &format!("ws://127.0.0.1:{port}/stocks"));
+    (sim, format!("ws://127.0.0.1:{port}/stocks"))
+}
+
+/// P1: ticks/s through `ingest` at full input speed, and its peak RSS.
+fn throughput(seconds: u64) -> (f64, f64) {
+    let redis = RedisServer::start();
+    let _sub = redis_cli_subscriber(&redis);
+    let (_sim, feed) = full_speed_simulator();
+    let ingest = host("ingest", &redis, &feed);
     // Warm up (start-up, the first reconnects of nothing), then a window.
     std::thread::sleep(Duration::from_secs(3));
     let (before, t0) = (redis.publish_calls(), Instant::now());
     std::thread::sleep(Duration::from_secs(seconds));
     let rate = (redis.publish_calls() - before) as f64 / t0.elapsed().as_secs_f64();
     (rate, peak_rss_mib(&ingest))
+}
+
+/// What a shadow run costs the live path: ticks/s published by `tickstock
+/// run` at full input speed over `seconds`, first alone, then with a shadow
+/// of the 1.1.0 normalizer running (the same process, the same run).
+fn shadow_cost(seconds: u64) -> (f64, f64) {
+    let redis = RedisServer::start();
+    let _sub = redis_cli_subscriber(&redis);
+    let (_sim, feed) = full_speed_simulator();
+    let admin = free_port();
+    let _run = host_on("run", &redis, &feed, &format!("127.0.0.1:{admin}"));
+    std::thread::sleep(Duration::from_secs(3));
+    let rate = || {
+        let (before, t0) = (redis.publish_calls(), Instant::now());
+        std::thread::sleep(Duration::from_secs(seconds));
+        (redis.publish_calls() - before) as f64 / t0.elapsed().as_secs_f64()
+    };
+    let alone = rate();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{admin}/admin/plugins/normalizer/shadow");
+    let started: serde_json::Value = rt.block_on(async {
+        reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(ADMIN_TOKEN)
+            .body(tickstock_test_artifacts::normalizer_next())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(started["ok"], true, "{started}");
+    std::thread::sleep(Duration::from_secs(1));
+    let shadowed = rate();
+    (alone, shadowed)
 }
 
 /// The Redis ceiling: `redis-benchmark -P 16` PUBLISH of a tick-sized
@@ -561,6 +610,7 @@ fn main() {
         .map(|n| (n, wasm_cost(n)))
         .collect();
     let swap = swaps_under_load(20);
+    let (alone, shadowed) = shadow_cost(seconds.min(8));
     let ratio = tps / ceiling;
     println!("| target | measured | goal | |");
     println!("|---|---|---|---|");
@@ -630,6 +680,10 @@ fn main() {
         format!("median {}, max {}", swap.median_pause_us, swap.max_pause_us),
         "< 1,000",
         swap.max_pause_us < 1_000,
+    );
+    println!(
+        "| shadow cost: ticks/s published by `run` at full input speed, alone / with a normalizer shadow | {alone:.0} / {shadowed:.0} ({:.0}%) | measured, no target | |",
+        shadowed / alone * 100.0
     );
     row(
         "P5 peak RSS, `run` at 10,000 trades/s, 500 symbols",
