@@ -46,6 +46,8 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../tests/common/frames.rs"]
+mod frames;
 #[path = "../../tests/common/process.rs"]
 mod process;
 #[path = "../../tests/common/redis_server.rs"]
@@ -222,6 +224,43 @@ fn ceiling() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// A simulator in this process (on its own runtime, returned with it) that
+/// logs every trade it sends: `rate` trades/s over the default universe, in
+/// frames of `batch`, paced every `pace`, from `seed`.
+fn recording_simulator(
+    rate: f64,
+    batch: usize,
+    pace: Duration,
+    seed: u64,
+) -> (tokio::runtime::Runtime, tickstock::simulator::Simulator) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let universe = tickstock::universe::Universe::named(tickstock::universe::DEFAULT_UNIVERSE)
+        .unwrap()
+        .symbols;
+    let sim = rt.block_on(async {
+        tickstock::simulator::Simulator::start(
+            "127.0.0.1:0",
+            tickstock::simulator::SimulatorConfig {
+                key: Some(KEY.into()),
+                rate,
+                batch,
+                seed,
+                universe,
+                record: true,
+                pace_every: pace,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+    });
+    (rt, sim)
+}
+
 /// What the bench reads of a tick on the ticks channel.
 #[derive(serde::Deserialize)]
 struct WireTick {
@@ -281,31 +320,7 @@ struct Latency {
 /// Latency, peak RSS and start-up at 10,000 trades/s through `role`, the
 /// simulator sending what is due every `pace`.
 fn latency(role: &str, seconds: u64, pace: Duration) -> Latency {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let universe = tickstock::universe::Universe::named(tickstock::universe::DEFAULT_UNIVERSE)
-        .unwrap()
-        .symbols;
-    let sim = rt.block_on(async {
-        tickstock::simulator::Simulator::start(
-            "127.0.0.1:0",
-            tickstock::simulator::SimulatorConfig {
-                key: Some(KEY.into()),
-                rate: 10_000.0,
-                batch: 10,
-                seed: 7,
-                universe,
-                record: true,
-                pace_every: pace,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-    });
+    let (rt, sim) = recording_simulator(10_000.0, 10, pace, 7);
     let redis = RedisServer::start();
     let (arrivals, quit, reader) = subscribe_all(&redis);
     let started = Instant::now();
@@ -364,26 +379,7 @@ fn latency(role: &str, seconds: u64, pace: Duration) -> Latency {
     }
 }
 
-/// A frame of `n` trade events over 50 symbols, as the feed sends them.
-fn frame(n: usize) -> String {
-    let events: Vec<String> = (0..n)
-        .map(|i| {
-            format!(
-                r#"{{"ev":"T","sym":"SYM{}","x":{},"i":"{}","z":3,"p":{:.2},"s":{},"c":[12,37],"t":{},"q":{}}}"#,
-                i % 50,
-                i % 20,
-                1_000_000 + i,
-                100.0 + (i % 997) as f64 * 0.01,
-                100 * (1 + i % 7),
-                1_759_864_911_658u64 + i as u64,
-                3_681_328 + i
-            )
-        })
-        .collect();
-    format!("[{}]", events.join(","))
-}
-
-/// P2: CPU time per tick of normalize + observe, WASM over native, for a
+/// P2: time per tick (one thread) of normalize + observe, WASM over native, for a
 /// frame of `n` trades (the median ratio of 15 alternating rounds), with
 /// the native and WASM µs per tick of the median round.
 fn wasm_cost(n: usize) -> (f64, f64, f64) {
@@ -395,7 +391,7 @@ fn wasm_cost(n: usize) -> (f64, f64, f64) {
     let mut health =
         HealthPlugin::new(&engine, load(PluginKind::Health, embedded::HEALTH)).unwrap();
     let mut native_health = tickstock_health::state::HealthState::default();
-    let frame = frame(n);
+    let frame = frames::trades(n);
     let mut now = 1_700_000_000_000i64;
     let mut native = |frame: &str, now: i64| {
         let out = tickstock_normalizer::normalize_frame(std::hint::black_box(frame));
@@ -450,30 +446,7 @@ struct Swaps {
 /// P4: `tickstock run` fed 100,000 trades/s while the normalizer is swapped
 /// `swaps` times through the admin API; every logged trade matched in order.
 fn swaps_under_load(swaps: usize) -> Swaps {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let universe = tickstock::universe::Universe::named(tickstock::universe::DEFAULT_UNIVERSE)
-        .unwrap()
-        .symbols;
-    let sim = rt.block_on(async {
-        tickstock::simulator::Simulator::start(
-            "127.0.0.1:0",
-            tickstock::simulator::SimulatorConfig {
-                key: Some(KEY.into()),
-                rate: 100_000.0,
-                batch: 100,
-                seed: 11,
-                universe,
-                record: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-    });
+    let (rt, sim) = recording_simulator(100_000.0, 100, tickstock::simulator::PACE_EVERY, 11);
     let redis = RedisServer::start();
     let (arrivals, quit, reader) = subscribe_all(&redis);
     let admin = free_port();

@@ -8,29 +8,13 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../tests/common/frames.rs"]
+mod frames;
+
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tickstock::plugins::{embedded, Limits, NormalizerPlugin, PluginEngine, PluginKind};
-
-/// A frame of `n` realistic trade events over 50 symbols.
-fn frame(n: usize) -> String {
-    let events: Vec<String> = (0..n)
-        .map(|i| {
-            format!(
-                r#"{{"ev":"T","sym":"SYM{}","x":{},"i":"{}","z":3,"p":{:.2},"s":{},"c":[12,37],"t":{},"q":{}}}"#,
-                i % 50,
-                i % 20,
-                1_000_000 + i,
-                100.0 + (i % 997) as f64 * 0.01,
-                100 * (1 + i % 7),
-                1_759_864_911_658u64 + i as u64,
-                3_681_328 + i
-            )
-        })
-        .collect();
-    format!("[{}]", events.join(","))
-}
 
 fn normalize(c: &mut Criterion) {
     let engine = PluginEngine::new(Limits::default(), None).unwrap();
@@ -43,7 +27,7 @@ fn normalize(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("normalize");
     for n in [1usize, 10, 100, 1000] {
-        let frame = frame(n);
+        let frame = frames::trades(n);
         assert_eq!(wasm.normalize_frame(&frame).unwrap().ticks.len(), n);
         assert_eq!(tickstock_normalizer::normalize_frame(&frame).ticks.len(), n);
         group.throughput(Throughput::Elements(n as u64));

@@ -238,6 +238,31 @@ pub enum PluginsAction {
     },
 }
 
+/// `tickstock plugin test`.
+#[derive(Debug, Args, Clone)]
+pub struct PluginTestArgs {
+    /// The component file.
+    pub file: PathBuf,
+    /// `normalizer` or `health` [default: found from its exports].
+    #[arg(long)]
+    pub kind: Option<PluginKind>,
+    /// Extra frames, one JSON frame per line (for a health plugin they are normalized into tick batches).
+    #[arg(long, value_name = "FILE")]
+    pub frames: Option<PathBuf>,
+    /// Golden cases to use instead of the contract's (the format of wit/conformance/normalizer-1.json).
+    #[arg(long, value_name = "FILE")]
+    pub golden: Option<PathBuf>,
+    /// How many mutated frames (or hostile tick batches) to try.
+    #[arg(long, default_value_t = 300)]
+    pub fuzz: usize,
+    /// Seed of the mutations (to reproduce a failure).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// The language of a new plugin project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PluginLang {
@@ -279,28 +304,7 @@ pub enum PluginAction {
         dir: PathBuf,
     },
     /// The author's harness: everything the host checks, plus golden frames with diffs, fuzzing, determinism, state round trip, latency, memory and a diff against the default plugin; exit 0 only when all pass.
-    Test {
-        /// The component file.
-        file: PathBuf,
-        /// `normalizer` or `health` [default: found from its exports].
-        #[arg(long)]
-        kind: Option<PluginKind>,
-        /// Extra frames, one JSON frame per line (for a health plugin they are normalized into tick batches).
-        #[arg(long, value_name = "FILE")]
-        frames: Option<PathBuf>,
-        /// Golden cases to use instead of the contract's (the format of wit/conformance/normalizer-1.json).
-        #[arg(long, value_name = "FILE")]
-        golden: Option<PathBuf>,
-        /// How many mutated frames (or hostile tick batches) to try.
-        #[arg(long, default_value_t = 300)]
-        fuzz: usize,
-        /// Seed of the mutations (to reproduce a failure).
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Test(PluginTestArgs),
     /// Load a component exactly as the host would, run the conformance check a hot swap runs, and print what it is or why it would be refused (non-zero exit).
     Check {
         /// `normalizer` or `health`.

@@ -31,6 +31,24 @@ async fn shadow(
     (code, response.json().await.unwrap_or(Value::Null))
 }
 
+/// `tickstock plugins --admin-url URL ARGS`, which must succeed; its stdout.
+async fn plugins_cli(admin_url: &str, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tickstock"))
+        .args(["plugins", "--admin-url", admin_url])
+        .args(args)
+        .env("TICKSTOCK_ADMIN_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 async fn report(host: &Host, kind: &str) -> Value {
     let (code, body) = shadow(host, "GET", kind, "", Vec::new()).await;
     assert_eq!(code, 200, "{body}");
@@ -183,20 +201,11 @@ async fn promote_installs_the_candidate_without_loss_and_health_shadows_report_m
     let next = dir.path().join("health-next.wasm");
     std::fs::write(&next, guests::health_next()).unwrap();
     let admin_url = format!("http://{}", host.addr);
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tickstock"))
-        .args(["plugins", "--admin-url", &admin_url, "shadow", "health"])
-        .arg(&next)
-        .args(["--for", "3s"])
-        .env("TICKSTOCK_ADMIN_TOKEN", TOKEN)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = plugins_cli(
+        &admin_url,
+        &["shadow", "health", next.to_str().unwrap(), "--for", "3s"],
+    )
+    .await;
     assert!(
         stdout.contains("\"end_reason\": \"time is up\""),
         "{stdout}"
@@ -219,24 +228,7 @@ async fn promote_installs_the_candidate_without_loss_and_health_shadows_report_m
         r["inputs_compared"].as_u64() > Some(50)
     })
     .await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tickstock"))
-        .args([
-            "plugins",
-            "--admin-url",
-            &admin_url,
-            "promote",
-            "normalizer",
-        ])
-        .env("TICKSTOCK_ADMIN_TOKEN", TOKEN)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = plugins_cli(&admin_url, &["promote", "normalizer"]).await;
     assert!(
         stdout.contains("normalizer is now massive-stocks 1.1.0"),
         "{stdout}"

@@ -19,7 +19,7 @@
 //! component, a core module or the wrong world fails at load, with the
 //! host's own one-line reason.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,25 +34,9 @@ use crate::plugins::{
     PluginKind, World,
 };
 
-/// What to test.
-#[derive(Debug, Clone)]
-pub struct TestOptions {
-    /// The component.
-    pub file: PathBuf,
-    /// Its kind; found from its exports when not given.
-    pub kind: Option<PluginKind>,
-    /// Extra frames, one JSON frame per line: run through every check of a
-    /// normalizer; normalized by the default normalizer into tick batches
-    /// for a health plugin.
-    pub frames: Option<PathBuf>,
-    /// Golden cases to use instead of the contract's (same format as
-    /// `wit/conformance/normalizer-1.json`).
-    pub golden: Option<PathBuf>,
-    /// Mutated frames (or tick batches) to try.
-    pub fuzz: usize,
-    /// Seed of the mutations, so a failure can be reproduced.
-    pub seed: u64,
-}
+/// What to test: the command line's options (`--fuzz` and `--seed`
+/// choose the hostile input; `--json` only how the report is printed).
+pub use crate::cli::PluginTestArgs as TestOptions;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -886,9 +870,9 @@ mod fuzz {
 }
 
 /// Runs the harness for the CLI: prints, and returns whether it passed.
-pub fn run_cli(engine: &PluginEngine, options: &TestOptions, json: bool) -> anyhow::Result<bool> {
+pub fn run_cli(engine: &PluginEngine, options: &TestOptions) -> anyhow::Result<bool> {
     let report = run(engine, options)?;
-    if json {
+    if options.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print(&report);

@@ -53,24 +53,8 @@ pub fn run(args: PluginArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        PluginAction::Test {
-            file,
-            kind,
-            frames,
-            golden,
-            fuzz,
-            seed,
-            json,
-        } => {
-            let options = harness::TestOptions {
-                file,
-                kind,
-                frames,
-                golden,
-                fuzz,
-                seed,
-            };
-            let passed = harness::run_cli(&engine()?, &options, json)?;
+        PluginAction::Test(options) => {
+            let passed = harness::run_cli(&engine()?, &options)?;
             Ok(if passed {
                 ExitCode::SUCCESS
             } else {

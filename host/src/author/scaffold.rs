@@ -159,7 +159,6 @@ fn from_default_source(source: &str, default_crate: &str, vars: &[(&str, &str)])
         }
     }
     // Dropped lines can leave two blank lines in a row; rustfmt keeps one.
-    let mut out = out;
     while out.contains("\n\n\n") {
         out = out.replace("\n\n\n", "\n\n");
     }
