@@ -118,6 +118,19 @@ async fn browser(driver: &ChromeDriver) -> fantoccini::Client {
     }
 }
 
+/// The page ran without a JavaScript error (the page records them).
+async fn assert_no_script_errors(client: &fantoccini::Client) {
+    let errors = client
+        .execute("return window.__errors;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        errors,
+        serde_json::json!([]),
+        "JavaScript errors on the page"
+    );
+}
+
 async fn text(client: &fantoccini::Client, id: &str) -> String {
     client
         .find(fantoccini::Locator::Id(id))
@@ -231,15 +244,7 @@ async fn the_page_shows_live_data_in_a_real_browser() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let errors = client
-        .execute("return window.__errors;", vec![])
-        .await
-        .unwrap();
-    assert_eq!(
-        errors,
-        serde_json::json!([]),
-        "JavaScript errors on the page"
-    );
+    assert_no_script_errors(&client).await;
 
     let png = client.screenshot().await.unwrap();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
@@ -600,15 +605,7 @@ async fn the_operator_sees_plugin_calls_a_shadow_report_and_the_sessions_events(
             "not a clock label: {label:?}"
         );
     }
-    let errors = client
-        .execute("return window.__errors;", vec![])
-        .await
-        .unwrap();
-    assert_eq!(
-        errors,
-        serde_json::json!([]),
-        "JavaScript errors on the page"
-    );
+    assert_no_script_errors(&client).await;
     client.close().await.unwrap();
     host.stop().await;
 }

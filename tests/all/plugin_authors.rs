@@ -84,11 +84,13 @@ async fn a_metric_added_to_the_rust_template_reaches_redis_through_a_hot_swap() 
         .await
         .unwrap();
 
-    let (redis, ch, consumer) = helpers::redis_and_consumer("author-metric").await;
-    let sim = helpers::recording_simulator(200.0, &helpers::SYMBOLS[..4]).await;
-    let host =
-        helpers::host_with(&sim, ch.prefix(), Some(redis.url()), &helpers::SYMBOLS[..4]).await;
-    helpers::wait_until("ticks flowing", SECS, || consumer.count(&ch.ticks()) > 20).await;
+    let helpers::LoadedHost {
+        redis: _redis,
+        ch,
+        consumer,
+        sim: _sim,
+        host,
+    } = helpers::loaded_host("author-metric", 200.0, &helpers::SYMBOLS[..4]).await;
 
     let reply = helpers::install(&host, "health", std::fs::read(&wasm).unwrap()).await;
     assert_eq!(reply["installed"]["name"], "metric-health");

@@ -132,3 +132,48 @@ pub async fn assert_delivered_exactly_once(
     }
     got
 }
+
+/// A host with the admin API on, fed by its own recording simulator at
+/// `rate` trades/s over `symbols`, publishing to a private Redis that a
+/// consumer records; ticks are already flowing.
+pub struct LoadedHost {
+    /// The private Redis.
+    pub redis: super::RedisServer,
+    /// The host's channels.
+    pub ch: tickstock::bus::Channels,
+    /// Everything published, as a consumer saw it.
+    pub consumer: super::Consumer,
+    /// The simulator feeding the host.
+    pub sim: Simulator,
+    /// The host.
+    pub host: TestHost,
+}
+
+/// Starts a [`LoadedHost`] for the test `name`.
+pub async fn loaded_host(name: &str, rate: f64, symbols: &[&str]) -> LoadedHost {
+    let (redis, ch, consumer) = super::redis_and_consumer(name).await;
+    let sim = recording_simulator(rate, symbols).await;
+    let host = host_with(&sim, ch.prefix(), Some(redis.url()), symbols).await;
+    super::wait_until("ticks flowing", Duration::from_secs(30), || {
+        consumer.count(&ch.ticks()) > 20
+    })
+    .await;
+    LoadedHost {
+        redis,
+        ch,
+        consumer,
+        sim,
+        host,
+    }
+}
+
+/// Some of `got`, but not all, carry `field`: a version that adds it went
+/// live part way through.
+pub fn some_but_not_all_carry(got: &[super::Seen], field: &str) {
+    let with_field = got.iter().filter(|t| t.json.get(field).is_some()).count();
+    assert!(
+        with_field > 0 && with_field < got.len(),
+        "{with_field} of {} ticks carry {field}",
+        got.len()
+    );
+}
