@@ -130,3 +130,53 @@ impl ShadowTap {
         self.inner.skipped.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ops::ControlFlow;
+
+    use super::*;
+    use crate::plugins::runner::{PluginThread, RunnerOptions};
+    use crate::plugins::{embedded, Limits, NormalizerPlugin, PluginEngine, PluginKind};
+
+    #[test]
+    fn a_shadow_that_falls_behind_skips_and_counts_and_the_live_side_never_waits() {
+        let engine = PluginEngine::new(Limits::default(), None).unwrap_or_else(|e| panic!("{e}"));
+        let component = engine
+            .load(PluginKind::Normalizer, embedded::NORMALIZER)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let plugin =
+            NormalizerPlugin::new(&engine, Arc::new(component)).unwrap_or_else(|e| panic!("{e}"));
+        // A shadow thread stuck on its first input, with room for two more.
+        let (release, stuck) = std::sync::mpsc::channel::<()>();
+        let stuck = Mutex::new(stuck);
+        let (_thread, inbox) = PluginThread::spawn(
+            "shadow-test",
+            plugin,
+            2,
+            RunnerOptions::default(),
+            move |_, _: ShadowInput| {
+                if let Ok(stuck) = stuck.lock() {
+                    let _ = stuck.recv();
+                }
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+
+        let tap = ShadowTap::default();
+        tap.offer(|| panic!("an input is copied only while a shadow is attached"));
+        tap.attach(inbox);
+        assert!(tap.is_active());
+        for _ in 0..10 {
+            tap.offer(|| ShadowInput::Frame(Utf8Bytes::from_static("[]")));
+        }
+        // One in the thread (or not yet), two queued: the rest skipped.
+        let skipped = tap.skipped();
+        assert!((7..=8).contains(&skipped), "{skipped} skipped");
+        tap.detach();
+        assert!(!tap.is_active());
+        tap.offer(|| panic!("detached: nothing is copied"));
+        drop(release);
+    }
+}
