@@ -159,7 +159,7 @@ fn throughput(seconds: u64) -> (f64, f64) {
 /// What a shadow run costs the live path: ticks/s published by `tickstock
 /// run` at full input speed over `seconds`, first alone, then with a shadow
 /// of the 1.1.0 normalizer running (the same process, the same run).
-fn shadow_cost(seconds: u64) -> (f64, f64) {
+fn shadow_cost(seconds: u64) -> ShadowCost {
     let redis = RedisServer::start();
     let _sub = redis_cli_subscriber(&redis);
     let (_sim, feed) = full_speed_simulator();
@@ -192,7 +192,35 @@ fn shadow_cost(seconds: u64) -> (f64, f64) {
     assert_eq!(started["ok"], true, "{started}");
     std::thread::sleep(Duration::from_secs(1));
     let shadowed = rate();
-    (alone, shadowed)
+    // The shadow ran through the window: what it compared and skipped.
+    let report: serde_json::Value = rt.block_on(async {
+        reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    let report = &report["shadow"];
+    assert!(report["ended_at"].is_null(), "the shadow ended: {report}");
+    ShadowCost {
+        alone,
+        shadowed,
+        compared: report["inputs_compared"].as_u64().unwrap_or(0),
+        skipped: report["skipped_inputs"].as_u64().unwrap_or(0),
+    }
+}
+
+/// What [`shadow_cost`] measured.
+struct ShadowCost {
+    alone: f64,
+    shadowed: f64,
+    /// Frames the shadow compared, and skipped (it fell behind).
+    compared: u64,
+    skipped: u64,
 }
 
 /// The Redis ceiling: `redis-benchmark -P 16` PUBLISH of a tick-sized
@@ -583,7 +611,7 @@ fn main() {
         .map(|n| (n, wasm_cost(n)))
         .collect();
     let swap = swaps_under_load(20);
-    let (alone, shadowed) = shadow_cost(seconds.min(8));
+    let cost = shadow_cost(seconds.min(8));
     let ratio = tps / ceiling;
     println!("| target | measured | goal | |");
     println!("|---|---|---|---|");
@@ -655,8 +683,12 @@ fn main() {
         swap.max_pause_us < 1_000,
     );
     println!(
-        "| shadow cost: ticks/s published by `run` at full input speed, alone / with a normalizer shadow | {alone:.0} / {shadowed:.0} ({:.0}%) | measured, no target | |",
-        shadowed / alone * 100.0
+        "| shadow cost: ticks/s published by `run` at full input speed, alone / with a normalizer shadow | {:.0} / {:.0} ({:.0}%); the shadow compared {} frames and skipped {} | measured, no target | |",
+        cost.alone,
+        cost.shadowed,
+        cost.shadowed / cost.alone * 100.0,
+        cost.compared,
+        cost.skipped
     );
     row(
         "P5 peak RSS, `run` at 10,000 trades/s, 500 symbols",

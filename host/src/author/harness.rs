@@ -323,13 +323,11 @@ fn normalizer_checks(
     let mut outputs = Vec::with_capacity(fuzzed.len());
     let mut failures = Vec::new();
     for frame in &fuzzed {
-        match costs.time(|| plugin.normalize_frame(frame)) {
-            Ok(out) => outputs.push(Some(fingerprint(&out))),
-            Err(err) => {
-                failures.push(format!("{err} on frame {}", clip(frame)));
-                outputs.push(None);
-            }
+        let out = costs.time(|| plugin.normalize_frame(frame));
+        if let Err(err) = &out {
+            failures.push(format!("{err} on frame {}", clip(frame)));
         }
+        outputs.push(outcome(&out));
     }
     checks.push(Check::pass_or_fail(
         "fuzz",
@@ -342,19 +340,17 @@ fn normalizer_checks(
     ));
     costs.memory_bytes = plugin.memory_bytes();
 
-    // The same frames through a fresh instance give the same outputs.
+    // The same frames through a fresh instance give the same outputs (a
+    // failure of the same kind counts as the same outcome).
     let mut fresh = NormalizerPlugin::new(engine, loaded.clone())?;
     let mut differ = Vec::new();
     for (frame, first) in fuzzed.iter().zip(&outputs) {
-        let Some(first) = first else { continue };
-        match fresh.normalize_frame(frame) {
-            Ok(out) if fingerprint(&out) == *first => {}
-            Ok(out) => differ.push(format!(
-                "frame {}: first {first}, then {}",
-                clip(frame),
-                fingerprint(&out)
-            )),
-            Err(err) => differ.push(format!("frame {}: first {first}, then {err}", clip(frame))),
+        let again = outcome(&fresh.normalize_frame(frame));
+        if again != *first {
+            differ.push(format!(
+                "frame {}: first {first}, then {again}",
+                clip(frame)
+            ));
         }
     }
     checks.push(Check::pass_or_fail(
@@ -393,6 +389,15 @@ fn normalizer_checks(
         ),
     ));
     Ok(checks)
+}
+
+/// A call's outcome as one comparable string: the output, or the kind of
+/// failure.
+fn outcome(result: &Result<crate::plugins::Normalized, crate::plugins::CallError>) -> String {
+    match result {
+        Ok(out) => fingerprint(out),
+        Err(err) => format!("failed ({})", err.kind()),
+    }
 }
 
 /// A normalizer's output as one comparable string.

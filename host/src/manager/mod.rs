@@ -71,6 +71,10 @@ pub enum InstallError {
     /// The shadow thread could not start.
     #[error("the {0} shadow could not start: {1}")]
     ShadowStart(PluginKind, String),
+    /// The live version changed while a shadow was being started or
+    /// promoted: what it was compared with is no longer live.
+    #[error("the live {0} version changed meanwhile; the shadow compared with another one (start a new shadow)")]
+    LiveChanged(PluginKind),
 }
 
 impl InstallError {
@@ -196,18 +200,29 @@ impl PluginManager {
         let started = std::time::Instant::now();
         let loaded = self.load(kind, bytes).await;
         let load_ms = started.elapsed().as_millis() as u64;
-        self.install_loaded(kind, loaded, load_ms, source).await
+        self.install_loaded(kind, loaded, load_ms, source, None)
+            .await
     }
 
-    /// Makes an already loaded component live (or records why not).
+    /// Makes an already loaded component live (or records why not); with
+    /// `only_over`, only if that (SHA-256) is still the live version once
+    /// the install lock is held.
     async fn install_loaded(
         self: &Arc<Self>,
         kind: PluginKind,
         loaded: Result<(Arc<LoadedComponent>, &'static str), InstallError>,
         load_ms: u64,
         source: &str,
+        only_over: Option<&str>,
     ) -> Result<Installed, InstallError> {
         let _one_at_a_time = self.lock().await;
+        let live = self.registry.active(kind).map(|a| a.sha256);
+        let loaded = match (loaded, only_over) {
+            (Ok(_), Some(expected)) if live.as_deref() != Some(expected) => {
+                Err(InstallError::LiveChanged(kind))
+            }
+            (loaded, _) => loaded,
+        };
         let result = match loaded {
             Ok((component, from)) => {
                 self.install_locked(component, source)
@@ -367,11 +382,14 @@ impl PluginManager {
             pause,
             state,
         } = live;
-        // A shadow compares with the version that was live: no longer.
-        self.end_shadow(
-            kind,
-            &format!("the live version changed to {}", info.version),
-        );
+        // A shadow compares with the version that was live: no longer
+        // (installing its own candidate is its promotion).
+        let why = if self.shadow_candidate_is(kind, &version.component.sha256) {
+            "promoted".to_string()
+        } else {
+            format!("the live version changed to {}", info.version)
+        };
+        self.end_shadow(kind, &why, None);
         self.registry.activate(
             ActivePlugin {
                 kind,

@@ -97,10 +97,7 @@ impl PluginManager {
         // compared with, and none can happen while it attaches.
         let _one_at_a_time = self.lock().await;
         if self.registry.active(kind).map(|a| a.sha256) != Some(active.sha256.clone()) {
-            return Err(InstallError::ShadowStart(
-                kind,
-                "the live version changed while the candidate was checked; start it again".into(),
-            ));
+            return Err(InstallError::LiveChanged(kind));
         }
         let generation = {
             let mut shadows = self
@@ -156,7 +153,7 @@ impl PluginManager {
 
     /// Ends the shadow of `kind`; returns its final report.
     pub fn stop_shadow(&self, kind: PluginKind) -> Result<ShadowReport, InstallError> {
-        if !self.end_shadow(kind, "stopped") {
+        if !self.end_shadow(kind, "stopped", None) {
             return Err(InstallError::NoShadow(kind));
         }
         self.shadow_report(kind).ok_or(InstallError::NoShadow(kind))
@@ -164,39 +161,61 @@ impl PluginManager {
 
     /// Installs the candidate of the running (or ended) shadow of `kind`
     /// through the normal swap (state carried over for a health plugin),
-    /// as long as the version it was compared with is still the live one.
+    /// as long as the version it was compared with is still the live one
+    /// when the swap happens. The shadow ends (`promoted`) only once the
+    /// candidate is live.
     pub async fn promote_shadow(
         self: &Arc<Self>,
         kind: PluginKind,
     ) -> Result<Installed, InstallError> {
-        let live = self.registry.active(kind).map(|a| a.sha256);
-        let candidate = {
-            let mut shadows = self
+        let (candidate, compared_with) = {
+            let shadows = self
                 .shadows
                 .by_kind
                 .lock()
                 .map_err(|_| InstallError::Stopped(kind))?;
-            match shadows.get_mut(&kind) {
-                Some(shadow) if Some(&shadow.live_sha256) == live.as_ref() => shadow
-                    .candidate
-                    .take()
-                    .ok_or(InstallError::NoShadow(kind))?,
-                _ => return Err(InstallError::NoShadow(kind)),
-            }
+            let shadow = shadows.get(&kind).ok_or(InstallError::NoShadow(kind))?;
+            let candidate = shadow
+                .candidate
+                .clone()
+                .ok_or(InstallError::NoShadow(kind))?;
+            (candidate, shadow.live_sha256.clone())
         };
-        self.end_shadow(kind, "promoted");
-        self.install_loaded(kind, Ok((candidate, "memory")), 0, "shadow promotion")
-            .await
+        self.install_loaded(
+            kind,
+            Ok((candidate, "memory")),
+            0,
+            "shadow promotion",
+            Some(&compared_with),
+        )
+        .await
     }
 
-    /// Ends the running shadow of `kind`, if any, recording `reason`;
-    /// whether one was running.
-    pub(super) fn end_shadow(&self, kind: PluginKind, reason: &str) -> bool {
+    /// Whether `sha256` is the candidate of the shadow of `kind`.
+    pub(super) fn shadow_candidate_is(&self, kind: PluginKind, sha256: &str) -> bool {
+        self.shadows.by_kind.lock().is_ok_and(|s| {
+            s.get(&kind)
+                .and_then(|s| s.candidate.as_ref())
+                .is_some_and(|c| c.sha256 == sha256)
+        })
+    }
+
+    /// Ends the running shadow of `kind` (with `generation`, that one
+    /// only), if any, recording `reason`; whether one was running.
+    pub(super) fn end_shadow(
+        &self,
+        kind: PluginKind,
+        reason: &str,
+        generation: Option<u64>,
+    ) -> bool {
         let ended = {
             let Ok(mut shadows) = self.shadows.by_kind.lock() else {
                 return false;
             };
-            let Some(shadow) = shadows.get_mut(&kind).filter(|s| s.running) else {
+            let Some(shadow) = shadows
+                .get_mut(&kind)
+                .filter(|s| s.running && generation.is_none_or(|g| g == s.generation))
+            else {
                 return false;
             };
             let tap = self.shadows.taps.get(&kind);
@@ -284,11 +303,11 @@ impl PluginManager {
                 return;
             }
             if until.is_some_and(|until| Instant::now() >= until) {
-                self.end_shadow(kind, "time is up");
+                self.end_shadow(kind, "time is up", Some(generation));
                 return;
             }
             if let Some(reason) = self.ended_by_itself(kind) {
-                self.end_shadow(kind, &reason);
+                self.end_shadow(kind, &reason, Some(generation));
                 return;
             }
             if let Some(report) = self.shadow_report(kind) {

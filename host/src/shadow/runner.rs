@@ -32,7 +32,9 @@ pub struct ShadowThread {
     report: Arc<Mutex<ShadowReport>>,
     live_stats: Arc<CallStats>,
     candidate_stats: Arc<CallStats>,
-    _thread: Box<dyn std::any::Any + Send + Sync>,
+    /// Whether the thread has ended (it only ends once its queue closes,
+    /// or by itself: then the shadow is over).
+    finished: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl ShadowThread {
@@ -52,9 +54,10 @@ impl ShadowThread {
     }
 
     /// Why the shadow ended by itself (its candidate wore out the
-    /// watchdog), if it did.
+    /// watchdog, or the thread stopped), if it did.
     pub fn ended_by_itself(&self) -> Option<String> {
-        self.report.lock().ok()?.end_reason.clone()
+        let reason = self.report.lock().ok()?.end_reason.clone();
+        reason.or_else(|| (self.finished)().then(|| "the shadow thread stopped".to_string()))
     }
 
     /// Records inputs the tap skipped.
@@ -72,6 +75,8 @@ pub trait Shadowed: World + Send + 'static {
     type Out;
     /// Serves `input` (`None`: not an input of this world).
     fn run(plugin: &mut Plugin<Self>, input: &ShadowInput) -> Option<Self::Out>;
+    /// Whether this output is that of a call the watchdog gave up on.
+    fn abandoned(out: &Self::Out) -> bool;
     /// Compares the two sides' outputs into the report.
     fn compare(
         report: &mut ShadowReport,
@@ -89,6 +94,10 @@ impl Shadowed for normalize::Guest {
             ShadowInput::Frame(frame) => Some(plugin.normalize_frame(frame)),
             _ => None,
         }
+    }
+
+    fn abandoned(out: &Self::Out) -> bool {
+        matches!(out, Err(CallError::Abandoned { .. }))
     }
 
     fn compare(
@@ -122,6 +131,14 @@ impl Shadowed for health_metrics::Guest {
             ShadowInput::Report(now, host) => Some(HealthOut::Report(plugin.report(*now, host))),
             ShadowInput::Frame(_) => None,
         }
+    }
+
+    fn abandoned(out: &HealthOut) -> bool {
+        matches!(
+            out,
+            HealthOut::Observed(Err(CallError::Abandoned { .. }))
+                | HealthOut::Report(Err(CallError::Abandoned { .. }))
+        )
     }
 
     fn compare(
@@ -201,6 +218,10 @@ pub fn spawn<W: Shadowed>(
             let Some(got) = W::run(candidate, &input) else {
                 return ControlFlow::Continue(());
             };
+            // A call the watchdog gave up on was counted when it did.
+            if W::abandoned(&got) {
+                return ControlFlow::Continue(());
+            }
             match shared.lock() {
                 Ok(mut report) => W::compare(&mut report, &input, want, got),
                 Err(_) => return ControlFlow::Break(()),
@@ -213,7 +234,7 @@ pub fn spawn<W: Shadowed>(
             report,
             live_stats,
             candidate_stats,
-            _thread: Box::new(thread),
+            finished: Box::new(move || thread.is_finished()),
         },
         inbox,
     ))

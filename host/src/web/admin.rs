@@ -104,7 +104,9 @@ fn outcome(result: Result<Installed, InstallError>) -> Response {
         Err(err @ InstallError::NothingToRollBack(_)) => {
             error(StatusCode::CONFLICT, err.to_string())
         }
-        Err(err @ InstallError::ShadowRunning(_)) => error(StatusCode::CONFLICT, err.to_string()),
+        Err(err @ (InstallError::ShadowRunning(_) | InstallError::LiveChanged(_))) => {
+            error(StatusCode::CONFLICT, err.to_string())
+        }
         Err(err @ InstallError::NoShadow(_)) => error(StatusCode::NOT_FOUND, err.to_string()),
         Err(err) if err.is_refusal() => error(StatusCode::UNPROCESSABLE_ENTITY, err.to_string()),
         Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
