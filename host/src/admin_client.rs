@@ -60,7 +60,7 @@ async fn call(args: PluginsArgs, token: String) -> anyhow::Result<ExitCode> {
     let response = match &args.action {
         PluginsAction::Install { kind, file } => {
             eprintln!(
-                "installing {} as the {kind}: the host validates, compiles (a large component takes tens of seconds; the same bytes again are cached) and checks it, then swaps",
+                "installing {} as the {kind}: the host validates, compiles (a large component takes ten seconds or more; the same bytes again come from the cache) and checks it, then swaps",
                 file.display()
             );
             with_progress(sending).await
