@@ -177,33 +177,18 @@ fn shadow_cost(seconds: u64) -> ShadowCost {
         .build()
         .unwrap();
     let url = format!("http://127.0.0.1:{admin}/admin/plugins/normalizer/shadow");
-    let started: serde_json::Value = rt.block_on(async {
-        reqwest::Client::new()
+    let client = reqwest::Client::new();
+    let started = admin_call(
+        &rt,
+        client
             .post(&url)
-            .bearer_auth(ADMIN_TOKEN)
-            .body(tickstock_test_artifacts::normalizer_next())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+            .body(tickstock_test_artifacts::normalizer_next()),
+    );
     assert_eq!(started["ok"], true, "{started}");
     std::thread::sleep(Duration::from_secs(1));
     let shadowed = rate();
     // The shadow ran through the window: what it compared and skipped.
-    let report: serde_json::Value = rt.block_on(async {
-        reqwest::Client::new()
-            .get(&url)
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+    let report = admin_call(&rt, client.get(&url));
     let report = &report["shadow"];
     assert!(report["ended_at"].is_null(), "the shadow ended: {report}");
     ShadowCost {
@@ -212,6 +197,20 @@ fn shadow_cost(seconds: u64) -> ShadowCost {
         compared: report["inputs_compared"].as_u64().unwrap_or(0),
         skipped: report["skipped_inputs"].as_u64().unwrap_or(0),
     }
+}
+
+/// Sends an admin API request with the token; its JSON answer.
+fn admin_call(rt: &tokio::runtime::Runtime, request: reqwest::RequestBuilder) -> serde_json::Value {
+    rt.block_on(async {
+        request
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
 }
 
 /// What [`shadow_cost`] measured.
@@ -493,18 +492,7 @@ fn swaps_under_load(swaps: usize) -> Swaps {
     let mut pauses: Vec<u64> = (0..swaps)
         .map(|i| {
             std::thread::sleep(Duration::from_millis(400));
-            let reply: serde_json::Value = rt.block_on(async {
-                client
-                    .post(&url)
-                    .bearer_auth(ADMIN_TOKEN)
-                    .body(versions[i % 2].clone())
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap()
-            });
+            let reply = admin_call(&rt, client.post(&url).body(versions[i % 2].clone()));
             reply["installed"]["pause_us"]
                 .as_u64()
                 .unwrap_or_else(|| panic!("swap {i}: {reply}"))

@@ -183,13 +183,7 @@ async fn the_python_example_installs_without_blocking_and_its_metric_reaches_red
                 .is_some_and(|s| !s.is_empty())
         })
         .await;
-    let status: serde_json::Value =
-        reqwest::get(format!("http://{}/streaming/api/status", host.addr))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let status = helpers::status(&host).await;
     assert!(status["health"]["busiest_symbol"].is_string(), "{status:#}");
     host.stop().await;
 

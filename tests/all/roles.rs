@@ -42,13 +42,7 @@ async fn every_channel_matches_the_contract_and_schemas() {
     )
     .await;
     // The status API, as an old dashboard reads it.
-    let status: serde_json::Value =
-        reqwest::get(format!("http://{}/streaming/api/status", host.addr))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let status = helpers::status(&host).await;
     host.stop().await;
     wait_until("session_stopped", SECS, || {
         consumer.count(&ch.session_stopped()) == 1

@@ -177,3 +177,13 @@ pub fn some_but_not_all_carry(got: &[super::Seen], field: &str) {
         got.len()
     );
 }
+
+/// The status API's answer (`GET /streaming/api/status`).
+pub async fn status(host: &Host) -> serde_json::Value {
+    reqwest::get(format!("http://{}/streaming/api/status", host.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
