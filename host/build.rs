@@ -32,14 +32,18 @@ fn main() {
 /// version of each guest dependency in `Cargo.lock`.
 fn pin_versions() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let toolchain = std::fs::read_to_string(root.join("rust-toolchain.toml")).unwrap();
+    let read = |name: &str| {
+        std::fs::read_to_string(root.join(name))
+            .unwrap_or_else(|e| panic!("reading {name} of the workspace: {e}"))
+    };
+    let toolchain = read("rust-toolchain.toml");
     let rust = toolchain
         .lines()
         .find_map(|l| l.trim().strip_prefix("channel = "))
         .expect("rust-toolchain.toml names a channel")
         .trim_matches('"');
     println!("cargo:rustc-env=TICKSTOCK_PIN_RUST={rust}");
-    let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap();
+    let lock = read("Cargo.lock");
     for (package, var) in [
         ("wit-bindgen", "WIT_BINDGEN"),
         ("serde", "SERDE"),

@@ -150,10 +150,15 @@ fn throughput(seconds: u64) -> (f64, f64) {
     let ingest = host("ingest", &redis, &feed);
     // Warm up (start-up, the first reconnects of nothing), then a window.
     std::thread::sleep(Duration::from_secs(3));
+    (publish_rate(&redis, seconds), peak_rss_mib(&ingest))
+}
+
+/// Messages per second Redis published over the next `seconds` (its own
+/// `PUBLISH` counter).
+fn publish_rate(redis: &RedisServer, seconds: u64) -> f64 {
     let (before, t0) = (redis.publish_calls(), Instant::now());
     std::thread::sleep(Duration::from_secs(seconds));
-    let rate = (redis.publish_calls() - before) as f64 / t0.elapsed().as_secs_f64();
-    (rate, peak_rss_mib(&ingest))
+    (redis.publish_calls() - before) as f64 / t0.elapsed().as_secs_f64()
 }
 
 /// What a shadow run costs the live path: ticks/s published by `tickstock
@@ -166,12 +171,7 @@ fn shadow_cost(seconds: u64) -> ShadowCost {
     let admin = free_port();
     let _run = host_on("run", &redis, &feed, &format!("127.0.0.1:{admin}"));
     std::thread::sleep(Duration::from_secs(3));
-    let rate = || {
-        let (before, t0) = (redis.publish_calls(), Instant::now());
-        std::thread::sleep(Duration::from_secs(seconds));
-        (redis.publish_calls() - before) as f64 / t0.elapsed().as_secs_f64()
-    };
-    let alone = rate();
+    let alone = publish_rate(&redis, seconds);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -186,7 +186,7 @@ fn shadow_cost(seconds: u64) -> ShadowCost {
     );
     assert_eq!(started["ok"], true, "{started}");
     std::thread::sleep(Duration::from_secs(1));
-    let shadowed = rate();
+    let shadowed = publish_rate(&redis, seconds);
     // The shadow ran through the window: what it compared and skipped.
     let report = admin_call(&rt, client.get(&url));
     let report = &report["shadow"];

@@ -68,13 +68,9 @@ async fn call(args: PluginsArgs, token: String) -> anyhow::Result<ExitCode> {
         _ => sending.await,
     }
     .with_context(|| format!("cannot reach the admin API at {base}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let reason = body["error"].as_str().unwrap_or("no details");
-        eprintln!("error: {status}: {reason}");
+    let Some(body) = answer(response).await else {
         return Ok(ExitCode::FAILURE);
-    }
+    };
     match &args.action {
         PluginsAction::List => print_list(&body),
         _ => {
@@ -168,16 +164,21 @@ impl Shadow<'_> {
             .send()
             .await
             .with_context(|| format!("cannot reach the admin API at {}", self.url))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            eprintln!(
-                "error: {status}: {}",
-                body["error"].as_str().unwrap_or("no details")
-            );
-            return Ok(None);
-        }
-        Ok(Some(body["shadow"].clone()))
+        Ok(answer(response).await.map(|body| body["shadow"].clone()))
+    }
+}
+
+/// The JSON body of a successful answer; for an error, prints the host's
+/// reason and gives `None`.
+async fn answer(response: reqwest::Response) -> Option<Value> {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        Some(body)
+    } else {
+        let reason = body["error"].as_str().unwrap_or("no details");
+        eprintln!("error: {status}: {reason}");
+        None
     }
 }
 

@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::plugins::bindings::{EventKind, HostState, Tick};
 use crate::plugins::conformance::{self, Case, Strictness};
-use crate::plugins::diff::{metric_object, OutputDiff};
+use crate::plugins::diff::{self, metric_object, OutputDiff};
 use crate::plugins::{
     embedded, skip_reason_label, HealthPlugin, LoadedComponent, NormalizerPlugin, PluginEngine,
     PluginKind, World,
@@ -524,16 +524,14 @@ fn capped(mut lines: Vec<String>, total: usize) -> Vec<String> {
     lines
 }
 
+/// A frame or value quoted in a detail line, kept short, with its size
+/// when it was cut.
 fn clip(text: &str) -> String {
-    let mut end = text.len().min(160);
-    while !text.is_char_boundary(end) {
-        end -= 1;
+    const QUOTE_BYTES: usize = 160;
+    if text.len() <= QUOTE_BYTES {
+        return text.to_string();
     }
-    if end < text.len() {
-        format!("{}... ({} bytes)", &text[..end], text.len())
-    } else {
-        text.to_string()
-    }
+    format!("{} ({} bytes)", diff::clip(text, QUOTE_BYTES), text.len())
 }
 
 /// A health session: tick batches and reports, run the same way on any

@@ -147,16 +147,18 @@ impl OutputDiff {
         self.different += 1;
         for (name, value) in candidate {
             match reference.get(name) {
-                None => self.note(Kind::Added, name, clip(value.to_string())),
-                Some(old) if old != value => {
-                    self.note(Kind::Changed, name, clip(format!("{old} -> {value}")))
-                }
+                None => self.note(Kind::Added, name, clip(&value.to_string(), EXAMPLE_BYTES)),
+                Some(old) if old != value => self.note(
+                    Kind::Changed,
+                    name,
+                    clip(&format!("{old} -> {value}"), EXAMPLE_BYTES),
+                ),
                 Some(_) => {}
             }
         }
         for (name, value) in reference {
             if !candidate.contains_key(name) {
-                self.note(Kind::Removed, name, clip(value.to_string()));
+                self.note(Kind::Removed, name, clip(&value.to_string(), EXAMPLE_BYTES));
             }
         }
     }
@@ -168,7 +170,7 @@ impl OutputDiff {
             Kind::Changed => &mut self.changed,
         };
         // A field name is input too: kept short.
-        let name = clip_to(name.to_string(), NAME_BYTES);
+        let name = clip(name, NAME_BYTES);
         if let Some(change) = fields.get_mut(&name) {
             change.count += 1;
         } else if fields.len() < MAX_FIELDS {
@@ -201,20 +203,18 @@ pub fn metric_object(metrics: &[Metric]) -> Map<String, Value> {
         .collect()
 }
 
-fn clip(text: String) -> String {
-    clip_to(text, EXAMPLE_BYTES)
-}
-
-fn clip_to(mut text: String, bytes: usize) -> String {
-    if text.len() > bytes {
-        let mut end = bytes;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push_str("...");
+/// `text` cut to at most `bytes` (at a character boundary), with `...`
+/// when something was cut: examples in reports and diffs stay short
+/// whatever the input held.
+pub fn clip(text: &str, bytes: usize) -> String {
+    if text.len() <= bytes {
+        return text.to_string();
     }
-    text
+    let mut end = bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
 }
 
 #[cfg(test)]

@@ -9,11 +9,13 @@ use serde::Serialize;
 
 use crate::contract::PluginKind;
 use crate::events::health_time;
-use crate::plugins::diff::OutputDiff;
+use crate::plugins::diff::{self, OutputDiff};
 use crate::plugins::{CallError, CallStats, HealthReport, Normalized};
 
 /// Examples kept of each kind of finding.
 const EXAMPLES: usize = 5;
+/// Longest input or output quoted in an example, in bytes.
+const QUOTE_BYTES: usize = 160;
 
 /// Name, version and hash of one side of the comparison.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -292,14 +294,7 @@ impl ShadowReport {
     }
 }
 
+/// An input or output quoted in the report, kept short.
 fn clip(text: &str) -> String {
-    let mut end = text.len().min(160);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    if end < text.len() {
-        format!("{}...", &text[..end])
-    } else {
-        text.to_string()
-    }
+    diff::clip(text, QUOTE_BYTES)
 }

@@ -16,7 +16,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -92,9 +93,50 @@ async fn authorize(State(admin): State<Admin>, request: Request, next: Next) -> 
     next.run(request).await
 }
 
-fn kind(raw: &str) -> Result<PluginKind, Box<Response>> {
-    raw.parse()
-        .map_err(|e: String| Box::new(error(StatusCode::NOT_FOUND, e)))
+/// The `{kind}` of the path; anything else is a 404 that says which kinds
+/// there are.
+struct Kind(PluginKind);
+
+impl<S: Send + Sync> FromRequestParts<S> for Kind {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        raw.parse()
+            .map(Kind)
+            .map_err(|e: String| error(StatusCode::NOT_FOUND, e))
+    }
+}
+
+/// A request body that is a component: not empty (and within
+/// [`MAX_UPLOAD`], which the router's body limit enforces).
+struct Component(Vec<u8>);
+
+impl<S: Send + Sync> FromRequest<S> for Component {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if body.is_empty() {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "the request body must be the component's bytes",
+            ));
+        }
+        Ok(Component(body.to_vec()))
+    }
+}
+
+/// A handler's task that failed (the runtime is stopping, or it panicked).
+fn task_failed(what: &str, err: tokio::task::JoinError) -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("the {what} task failed: {err}"),
+    )
 }
 
 fn outcome(result: Result<Installed, InstallError>) -> Response {
@@ -117,22 +159,15 @@ async fn list(State(admin): State<Admin>) -> Response {
     Json(admin.manager.describe()).into_response()
 }
 
-async fn install(State(admin): State<Admin>, Path(raw): Path<String>, body: Bytes) -> Response {
-    let kind = match kind(&raw) {
-        Ok(k) => k,
-        Err(resp) => return *resp,
-    };
-    if body.is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "the request body must be the component's bytes",
-        );
-    }
+async fn install(
+    State(admin): State<Admin>,
+    Kind(kind): Kind,
+    Component(bytes): Component,
+) -> Response {
     // Its own task: an install runs to completion (and is recorded) even if
     // the client goes away mid-swap and this handler is dropped.
     let manager = admin.manager.clone();
-    let task =
-        tokio::spawn(async move { manager.install(kind, body.to_vec(), "admin upload").await });
+    let task = tokio::spawn(async move { manager.install(kind, bytes, "admin upload").await });
     joined(task.await)
 }
 
@@ -140,18 +175,11 @@ async fn install(State(admin): State<Admin>, Path(raw): Path<String>, body: Byte
 fn joined(result: Result<Result<Installed, InstallError>, tokio::task::JoinError>) -> Response {
     match result {
         Ok(outcome_of_task) => outcome(outcome_of_task),
-        Err(err) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the install task failed: {err}"),
-        ),
+        Err(err) => task_failed("install", err),
     }
 }
 
-async fn rollback(State(admin): State<Admin>, Path(raw): Path<String>) -> Response {
-    let kind = match kind(&raw) {
-        Ok(k) => k,
-        Err(resp) => return *resp,
-    };
+async fn rollback(State(admin): State<Admin>, Kind(kind): Kind) -> Response {
     let manager = admin.manager.clone();
     let reason = Some("requested through the admin API".to_string());
     joined(tokio::spawn(async move { manager.rollback(kind, reason).await }).await)
@@ -173,26 +201,16 @@ fn shadow_outcome(result: Result<ShadowReport, InstallError>) -> Response {
 
 async fn start_shadow(
     State(admin): State<Admin>,
-    Path(raw): Path<String>,
+    Kind(kind): Kind,
     query: Result<Query<ShadowFor>, axum::extract::rejection::QueryRejection>,
-    body: Bytes,
+    Component(bytes): Component,
 ) -> Response {
-    let kind = match kind(&raw) {
-        Ok(k) => k,
-        Err(resp) => return *resp,
-    };
     let Ok(Query(query)) = query else {
         return error(
             StatusCode::BAD_REQUEST,
             "for= must be a number of seconds, e.g. ?for=600",
         );
     };
-    if body.is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "the request body must be the component's bytes",
-        );
-    }
     let duration = match query.seconds {
         None => None,
         Some(s) if s.is_finite() && s > 0.0 && s <= MAX_SHADOW_SECONDS => {
@@ -206,25 +224,17 @@ async fn start_shadow(
         }
     };
     let manager = admin.manager.clone();
-    let task =
-        tokio::spawn(async move { manager.start_shadow(kind, body.to_vec(), duration).await });
+    let task = tokio::spawn(async move { manager.start_shadow(kind, bytes, duration).await });
     match task.await {
         Ok(result) => shadow_outcome(result),
-        Err(err) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the shadow task failed: {err}"),
-        ),
+        Err(err) => task_failed("shadow", err),
     }
 }
 
 /// The longest shadow run `?for=` accepts: a week.
 const MAX_SHADOW_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
 
-async fn shadow_report(State(admin): State<Admin>, Path(raw): Path<String>) -> Response {
-    let kind = match kind(&raw) {
-        Ok(k) => k,
-        Err(resp) => return *resp,
-    };
+async fn shadow_report(State(admin): State<Admin>, Kind(kind): Kind) -> Response {
     shadow_outcome(
         admin
             .manager
@@ -233,19 +243,11 @@ async fn shadow_report(State(admin): State<Admin>, Path(raw): Path<String>) -> R
     )
 }
 
-async fn stop_shadow(State(admin): State<Admin>, Path(raw): Path<String>) -> Response {
-    let kind = match kind(&raw) {
-        Ok(k) => k,
-        Err(resp) => return *resp,
-    };
+async fn stop_shadow(State(admin): State<Admin>, Kind(kind): Kind) -> Response {
     shadow_outcome(admin.manager.stop_shadow(kind))
 }
 
-async fn promote_shadow(State(admin): State<Admin>, Path(raw): Path<String>) -> Response {
-    let kind = match kind(&raw) {
-        Ok(k) => k,
-        Err(resp) => return *resp,
-    };
+async fn promote_shadow(State(admin): State<Admin>, Kind(kind): Kind) -> Response {
     let manager = admin.manager.clone();
     joined(tokio::spawn(async move { manager.promote_shadow(kind).await }).await)
 }

@@ -137,31 +137,37 @@ impl Latest {
     }
 
     /// A plugin event: the latest status and shadow report per kind, the
-    /// last installs, refusals and rollbacks.
-    fn plugin_event(&mut self, event: &Value) {
+    /// last installs, refusals and rollbacks. Returns whether the event
+    /// belongs in the event log: not a status, not a running shadow's
+    /// periodic report (its start and end are).
+    fn plugin_event(&mut self, event: &Value) -> bool {
+        // Maps keyed by kind take only the two kinds there are, so a stray
+        // publisher cannot grow them.
         let known_kind = event["kind"]
             .as_str()
             .filter(|k| k.parse::<crate::contract::PluginKind>().is_ok());
-        if event["type"] == "plugin_shadow" {
-            // Only the two kinds there are: a stray publisher cannot grow it.
-            if let Some(kind) = known_kind {
-                self.plugin_shadow.insert(kind.to_string(), event.clone());
+        match event["type"].as_str() {
+            Some("plugin_status") => {
+                if let Some(kind) = known_kind {
+                    self.plugin_status.insert(kind.to_string(), event.clone());
+                }
+                false
             }
-            return;
-        }
-        if event["type"] == "plugin_status" {
-            // Keyed by kind: only the two kinds there are, so a stray
-            // publisher cannot grow the map.
-            if let Some(kind) = event["kind"]
-                .as_str()
-                .filter(|k| k.parse::<crate::contract::PluginKind>().is_ok())
-            {
-                self.plugin_status.insert(kind.to_string(), event.clone());
+            Some("plugin_shadow") => {
+                if let Some(kind) = known_kind {
+                    self.plugin_shadow.insert(kind.to_string(), event.clone());
+                }
+                let started = event["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("shadow started"));
+                started || !event["report"]["ended_at"].is_null()
             }
-        } else {
-            self.plugins.push(event.clone());
-            if self.plugins.len() > PLUGIN_EVENTS_KEPT {
-                self.plugins.remove(0);
+            _ => {
+                self.plugins.push(event.clone());
+                if self.plugins.len() > PLUGIN_EVENTS_KEPT {
+                    self.plugins.remove(0);
+                }
+                true
             }
         }
     }
@@ -235,13 +241,7 @@ impl DashboardState {
                 true
             }
             EventKind::Plugin => {
-                latest.plugin_event(&event);
-                let shadow_running = event["type"] == "plugin_shadow"
-                    && !event["message"]
-                        .as_str()
-                        .is_some_and(|m| m.starts_with("shadow started"))
-                    && event["report"]["ended_at"].is_null();
-                if event["type"] != "plugin_status" && !shadow_running {
+                if latest.plugin_event(&event) {
                     latest.remember(kind, &event);
                 }
                 true
