@@ -56,7 +56,7 @@ async fn call(args: PluginsArgs, token: String) -> anyhow::Result<ExitCode> {
             return shadow.run(file.as_deref(), *duration, *stop).await;
         }
     };
-    let sending = request.bearer_auth(token).send();
+    let sending = request.bearer_auth(&token).send();
     let response = match &args.action {
         PluginsAction::Install { kind, file } => {
             eprintln!(
@@ -71,6 +71,13 @@ async fn call(args: PluginsArgs, token: String) -> anyhow::Result<ExitCode> {
     let Some(body) = answer(response).await else {
         return Ok(ExitCode::FAILURE);
     };
+    if let (Some(issued), false) = (
+        body.get("fleet"),
+        matches!(args.action, PluginsAction::List),
+    ) {
+        print_issued(issued);
+        return await_convergence(&client, &base, &token).await;
+    }
     match &args.action {
         PluginsAction::List => print_list(&body),
         _ => {
@@ -126,6 +133,9 @@ impl Shadow<'_> {
         let Some(report) = self.send(start).await? else {
             return Ok(ExitCode::FAILURE);
         };
+        if report.is_null() {
+            return Ok(ExitCode::SUCCESS);
+        }
         println!("{}", summary(&report));
         let Some(duration) = duration else {
             println!("running until `tickstock plugins shadow --stop KIND`; `tickstock plugins shadow KIND` shows the report");
@@ -149,6 +159,7 @@ impl Shadow<'_> {
     /// Sends, prints the report in full.
     async fn print(&self, request: reqwest::RequestBuilder) -> anyhow::Result<ExitCode> {
         match self.send(request).await? {
+            Some(Value::Null) => Ok(ExitCode::SUCCESS),
             Some(report) => {
                 println!("{}", serde_json::to_string_pretty(&report)?);
                 Ok(ExitCode::SUCCESS)
@@ -164,7 +175,15 @@ impl Shadow<'_> {
             .send()
             .await
             .with_context(|| format!("cannot reach the admin API at {}", self.url))?;
-        Ok(answer(response).await.map(|body| body["shadow"].clone()))
+        let Some(body) = answer(response).await else {
+            return Ok(None);
+        };
+        if let Some(issued) = body.get("fleet") {
+            // Issued to the fleet: each instance reports its own shadow.
+            print_issued(issued);
+            return Ok(Some(Value::Null));
+        }
+        Ok(Some(body["shadow"].clone()))
     }
 }
 
@@ -179,6 +198,116 @@ async fn answer(response: reqwest::Response) -> Option<Value> {
         let reason = body["error"].as_str().unwrap_or("no details");
         eprintln!("error: {status}: {reason}");
         None
+    }
+}
+
+/// One line for a command issued to the fleet.
+fn print_issued(issued: &Value) {
+    let sha = issued["sha256"].as_str().unwrap_or("");
+    println!(
+        "issued to the fleet: {} {} generation {}{}{} (announced to {} processes)",
+        issued["kind"].as_str().unwrap_or("?"),
+        issued["action"].as_str().unwrap_or("?"),
+        issued["generation"],
+        match (issued["name"].as_str(), issued["version"].as_str()) {
+            (Some(n), Some(v)) => format!(", {n} {v}"),
+            _ => String::new(),
+        },
+        if sha.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", crate::fleet::agent::short(sha))
+        },
+        issued["announced_to"],
+    );
+}
+
+/// How long a fleet command is followed until every instance runs the
+/// desired versions.
+const CONVERGE_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Follows the fleet's roster until every live instance runs the desired
+/// versions (exit 0), or prints who does not after [`CONVERGE_WITHIN`]
+/// (exit 1).
+async fn await_convergence(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> anyhow::Result<ExitCode> {
+    let until = std::time::Instant::now() + CONVERGE_WITHIN;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let response = client
+            .get(format!("{base}/admin/plugins"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the admin API at {base}"))?;
+        let Some(body) = answer(response).await else {
+            return Ok(ExitCode::FAILURE);
+        };
+        let converged = body["fleet"]["converged"].as_bool() == Some(true);
+        if converged || std::time::Instant::now() > until {
+            print_fleet(&body["fleet"]);
+            if !converged {
+                eprintln!(
+                    "error: not every instance runs the desired versions after {CONVERGE_WITHIN:?}"
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+}
+
+/// The fleet's desired state and its instances, one line each.
+fn print_fleet(fleet: &Value) {
+    if let Some(err) = fleet["error"].as_str() {
+        println!("fleet: {err}");
+        return;
+    }
+    for (kind, d) in fleet["desired"].as_object().into_iter().flatten() {
+        println!(
+            "fleet desired {kind}: generation {} {} {} (issued {})",
+            d["generation"],
+            d["action"].as_str().unwrap_or("?"),
+            crate::fleet::agent::short(d["sha256"].as_str().unwrap_or("")),
+            d["issued_at"].as_str().unwrap_or("?"),
+        );
+    }
+    println!(
+        "{:<36} {:<9} {:<16} {:<28} {:<28} MATCHES",
+        "INSTANCE", "ROLE", "HOST", "NORMALIZER", "HEALTH"
+    );
+    for m in fleet["instances"].as_array().into_iter().flatten() {
+        let running = |kind: &str| {
+            let a = &m["active"][kind];
+            match a["version"].as_str() {
+                Some(v) => format!(
+                    "{} ({})",
+                    v,
+                    crate::fleet::agent::short(a["sha256"].as_str().unwrap_or(""))
+                ),
+                None => "-".to_string(),
+            }
+        };
+        let matches = m["matches"]
+            .as_object()
+            .is_none_or(|k| k.values().all(|v| v == true));
+        let key = if m["fleet_key"] == true {
+            ""
+        } else {
+            " (no fleet key)"
+        };
+        println!(
+            "{:<36} {:<9} {:<16} {:<28} {:<28} {}{key}",
+            m["instance_id"].as_str().unwrap_or("?"),
+            m["role"].as_str().unwrap_or("?"),
+            m["host"].as_str().unwrap_or("?"),
+            running("normalizer"),
+            running("health"),
+            if matches { "yes" } else { "NO" },
+        );
     }
 }
 
@@ -242,6 +371,10 @@ async fn with_progress<F: std::future::Future>(request: F) -> F::Output {
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn print_list(body: &Value) {
+    if body.get("fleet").is_some() {
+        print_fleet(&body["fleet"]);
+        println!();
+    }
     println!(
         "{:<11} {:<16} {:<10} {:<6} {:>10} {:>7} {:>9}  loaded at",
         "KIND", "NAME", "VERSION", "WIT", "CALLS", "ERRORS", "P99 MS"

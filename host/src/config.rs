@@ -151,6 +151,9 @@ pub struct Config {
     pub publish_buffer: usize,
     /// Admin API token; `None` disables the admin API.
     pub admin_token: Option<Secret>,
+    /// The fleet key (`TICKSTOCK_FLEET_KEY`, environment only); `None`:
+    /// this instance ignores the fleet's control channel.
+    pub fleet_key: Option<Secret>,
     /// Limits of the dashboard's WebSocket.
     pub ws: WsLimits,
     /// Largest frame accepted from the market feed, in bytes.
@@ -197,7 +200,12 @@ impl Config {
                  process list; set TICKSTOCK_ADMIN_TOKEN in the environment instead"
             );
         }
-        Config::resolve_with(args, api_key)
+        let mut config = Config::resolve_with(args, api_key)?;
+        config.fleet_key = fleet_key(
+            std::env::var(FLEET_KEY_ENV).ok(),
+            config.admin_token.as_ref(),
+        )?;
+        Ok(config)
     }
 
     /// Like [`Config::resolve`], with the API key given explicitly.
@@ -246,6 +254,7 @@ impl Config {
                 .clone()
                 .filter(|t| !t.is_empty())
                 .map(Secret::new),
+            fleet_key: None,
             ws: ws_limits(args, &file)?,
             max_frame_bytes: bounded(
                 "--max-frame-bytes",
@@ -256,6 +265,30 @@ impl Config {
             )?,
         })
     }
+}
+
+/// The environment variable that holds the fleet key.
+pub const FLEET_KEY_ENV: &str = "TICKSTOCK_FLEET_KEY";
+
+/// The fleet key from the environment: long enough, and not the admin
+/// token (each is its own secret). Neither value is ever printed.
+pub fn fleet_key(
+    value: Option<String>,
+    admin_token: Option<&Secret>,
+) -> anyhow::Result<Option<Secret>> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if value.len() < crate::fleet::command::MIN_KEY_BYTES {
+        bail!(
+            "{FLEET_KEY_ENV} must be at least {} bytes long",
+            crate::fleet::command::MIN_KEY_BYTES
+        );
+    }
+    if admin_token.is_some_and(|t| t.expose() == value) {
+        bail!("{FLEET_KEY_ENV} must not be the admin token: give the fleet its own key");
+    }
+    Ok(Some(Secret::new(value)))
 }
 
 fn channel_prefix(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<String> {

@@ -37,7 +37,9 @@ pub const REASON_FIELD: &str = "reason";
 pub const DEFAULT_CHANNEL_PREFIX: &str = "tickstock";
 
 /// Which world a component implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     /// World `normalizer`: Massive frames in, ticks out.

@@ -9,6 +9,7 @@ const LAYERS: &[&[&str]] = &[
     &["plugins"],
     &["feed", "shadow"],
     &["simulator", "pipeline", "health_loop", "manager"],
+    &["fleet"],
     &["web", "cli"],
     &["config", "author", "admin_client"],
     &["roles"],

@@ -20,14 +20,16 @@
 //!
 //! Around them: [`config`] (flags, env, TOML), [`secret`] (values never
 //! printed), [`backoff`] (reconnect delays), [`universe`] (symbol lists),
-//! [`manager`] (hot swap, rollback, watched directory), [`cli`] / [`app`]
+//! [`manager`] (hot swap, rollback, watched directory), [`fleet`] (one
+//! install, rollback or shadow across every instance, signed, through
+//! Redis), [`cli`] / [`app`]
 //! (command line and dispatch), [`author`] (plugin-author tools),
 //! [`admin_client`] (`tickstock plugins`), [`telemetry`] (logging).
 //!
 //! Modules form layers and only ever use a lower one; `layers.rs` lists
 //! them (from `contract`, `secret` and `backoff` at the bottom, through
 //! `events`/`bus`, `plugins`, `feed`, then `pipeline`, `health_loop`,
-//! `manager`, up to `web`, `roles` and `app`) and its test checks every
+//! `manager`, `fleet`, up to `web`, `roles` and `app`) and its test checks every
 //! `crate::` path.
 
 pub mod admin_client;
@@ -40,6 +42,7 @@ pub mod config;
 pub mod contract;
 pub mod events;
 pub mod feed;
+pub mod fleet;
 pub mod health_loop;
 #[cfg(test)]
 mod layers;

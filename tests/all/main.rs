@@ -5,6 +5,7 @@
 
 mod dashboard;
 mod feed;
+mod fleet;
 mod helpers;
 mod hotswap;
 mod plugin_authors;

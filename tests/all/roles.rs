@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tickstock::bus::{BusStats, Channels};
 
 use crate::helpers::{
-    self, assert_schema, schema, wait_until, Child, Consumer, RedisServer, TestHost,
+    self, assert_schema, role, schema, wait_until, Child, Consumer, RedisServer, TestHost,
 };
 
 const SECS: Duration = Duration::from_secs(30);
@@ -273,24 +273,6 @@ async fn a_redis_outage_degrades_health_and_publishing_resumes() {
     );
     assert_eq!(BusStats::get(&stats.refused), 0);
     assert!(BusStats::get(&stats.reconnects) >= 1);
-}
-
-/// Starts a role as its own process against `redis` with `prefix`.
-fn role(role: &str, redis: &str, prefix: &str, extra: &[&str]) -> Child {
-    let mut cmd = helpers::tickstock_bin();
-    cmd.args([
-        role,
-        "--redis-url",
-        redis,
-        "--channel-prefix",
-        prefix,
-        "--symbols",
-        "AAPL,MSFT,NVDA,AMZN,GOOG",
-    ])
-    .args(extra)
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null());
-    Child::spawn(cmd)
 }
 
 /// A private Redis with a subscribed consumer, and `ingest` and `process`

@@ -519,7 +519,17 @@ fn the_memory_budget_counts_every_memory_of_an_instance() {
 
 #[test]
 fn a_table_that_grows_without_end_hits_the_budget() {
-    let engine = helpers::engine();
+    // The budget, not the deadline, must stop it: a deadline far longer
+    // than the ~20 grows a 16 MiB budget allows (CI once hit the default
+    // 50 ms deadline first, on a loaded machine, growing towards 64 MiB).
+    let engine = PluginEngine::new(
+        Limits {
+            deadline: Duration::from_secs(5),
+            memory_bytes: 16 << 20,
+        },
+        None,
+    )
+    .unwrap();
     let component = helpers::load(&engine, PluginKind::Normalizer, &guests::budget());
     let mut plugin = NormalizerPlugin::new(&engine, component).unwrap();
     let start = Instant::now();

@@ -54,6 +54,12 @@ impl Channels {
     pub fn deadletter(&self) -> String {
         format!("{}:deadletter", self.prefix)
     }
+
+    /// `PREFIX:control`: signed fleet commands (install, rollback, shadow)
+    /// for every instance under this prefix.
+    pub fn control(&self) -> String {
+        format!("{}:control", self.prefix)
+    }
 }
 
 #[cfg(test)]

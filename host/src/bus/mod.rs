@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use self::redis::KindName;
 pub use channels::Channels;
 pub use stats::BusStats;
 

@@ -99,7 +99,10 @@ impl RedisBackend {
     }
 }
 
-trait KindName {
+/// A Redis error's kind, for messages: the kind never holds the URL (or
+/// its password), where the full error text might.
+pub trait KindName {
+    /// The kind, e.g. `IoError`, `AuthenticationFailed`.
     fn kind_name(&self) -> String;
 }
 

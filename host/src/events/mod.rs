@@ -29,8 +29,8 @@ pub use deadletter::DeadLetter;
 pub use feed::FeedStatus;
 pub use health::{health_object, HealthEvent};
 pub use plugins::{
-    PluginAbandoned, PluginEvent, PluginInstalled, PluginRefused, PluginRolledBack, PluginShadow,
-    PluginStatus,
+    FleetApplied, PluginAbandoned, PluginEvent, PluginInstalled, PluginRefused, PluginRolledBack,
+    PluginShadow, PluginStatus,
 };
 pub use session::{session_object, SessionStarted, SessionStopped, StartedSession, StoppedSession};
 

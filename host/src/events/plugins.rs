@@ -1,7 +1,8 @@
 //! `PREFIX:plugins`: what the plugins of a process are doing. A
 //! `plugin_status` per running kind every two seconds (name, version, call
-//! counters, latency), one event per install, refusal or rollback, and the
-//! reports of shadow runs.
+//! counters, latency), one event per install, refusal or rollback, the
+//! reports of shadow runs, and what each instance of a fleet did with a
+//! fleet command.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,8 @@ pub enum PluginEvent {
     PluginAbandoned(PluginAbandoned),
     /// `plugin_shadow`.
     PluginShadow(PluginShadow),
+    /// `fleet_applied`.
+    FleetApplied(FleetApplied),
 }
 
 /// The active version of one kind and its call statistics.
@@ -144,6 +147,37 @@ pub struct PluginShadow {
     pub kind: PluginKind,
     /// The report (see `GET /admin/plugins/{kind}/shadow`).
     pub report: serde_json::Value,
+    /// One line for people.
+    pub message: String,
+    /// When (milliseconds, `Z`).
+    pub timestamp: String,
+}
+
+/// What one instance of a fleet did with a signed fleet command: applied
+/// it (the version is live, or the shadow runs or stopped) or refused it
+/// (it keeps what it runs and will not take that generation again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetApplied {
+    /// Which world.
+    pub kind: PluginKind,
+    /// `install`, `rollback`, `promote`, `shadow` or `shadow_stop`.
+    pub action: String,
+    /// The command's generation (per kind, only ever higher).
+    pub generation: u64,
+    /// SHA-256 of the component the command names (empty for `shadow_stop`).
+    pub sha256: String,
+    /// `applied` or `refused`.
+    pub outcome: String,
+    /// Why it was refused (`null` when applied).
+    pub reason: Option<String>,
+    /// The instance (a UUID v4 made at its start).
+    pub instance_id: String,
+    /// Its role: `run`, `ingest`, `process` or `dashboard`.
+    pub role: String,
+    /// Its host name.
+    pub host: String,
+    /// SHA-256 of the version of this kind live on the instance now.
+    pub active_sha256: Option<String>,
     /// One line for people.
     pub message: String,
     /// When (milliseconds, `Z`).

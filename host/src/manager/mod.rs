@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use thiserror::Error;
 
 pub use auto_rollback::AutoRollback;
-pub use slot::{LiveSlot, WentLive};
+pub use slot::{validate, LiveSlot, WentLive};
 
 use crate::bus::Bus;
 use crate::events::{health_time, PluginEvent, PluginInstalled, PluginRefused, PluginRolledBack};
@@ -455,7 +455,7 @@ impl PluginManager {
 }
 
 /// The hex SHA-256 of `bytes`.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }

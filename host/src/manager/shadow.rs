@@ -192,7 +192,7 @@ impl PluginManager {
     }
 
     /// Whether `sha256` is the candidate of the shadow of `kind`.
-    pub(super) fn shadow_candidate_is(&self, kind: PluginKind, sha256: &str) -> bool {
+    pub fn shadow_candidate_is(&self, kind: PluginKind, sha256: &str) -> bool {
         self.shadows.by_kind.lock().is_ok_and(|s| {
             s.get(&kind)
                 .and_then(|s| s.candidate.as_ref())

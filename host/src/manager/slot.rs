@@ -10,8 +10,11 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use super::InstallError;
+use crate::plugins::bindings::{health_metrics, normalize};
 use crate::plugins::runner::{Inbox, RunnerOptions, Swapper};
-use crate::plugins::{CallStats, LoadedComponent, Plugin, PluginEngine, PluginInfo, World};
+use crate::plugins::{
+    CallStats, LoadedComponent, Plugin, PluginEngine, PluginInfo, PluginKind, World,
+};
 use crate::shadow::runner::{ShadowThread, Shadowed};
 use crate::shadow::{ShadowInput, ShadowReport};
 
@@ -118,13 +121,49 @@ impl<W: Shadowed> LiveSlot for Swapper<W> {
     }
 }
 
+/// Validates `bytes` as a `kind` plugin as an install does (a component of
+/// that world at a compatible contract version that passes the world's
+/// conformance check on a throwaway instance), without making it live
+/// anywhere: for a process that hands the component on (the fleet's
+/// issuer). Keeps the compiled code in the cache on success.
+pub async fn validate(
+    engine: PluginEngine,
+    kind: PluginKind,
+    bytes: Vec<u8>,
+) -> Result<(Arc<LoadedComponent>, PluginInfo), InstallError> {
+    let checked = tokio::task::spawn_blocking(move || {
+        let component = Arc::new(engine.load(kind, &bytes)?);
+        let info = match kind {
+            PluginKind::Normalizer => probe::<normalize::Guest>(&engine, component.clone())?,
+            PluginKind::Health => probe::<health_metrics::Guest>(&engine, component.clone())?,
+        };
+        engine.keep(&component);
+        Ok((component, info))
+    });
+    match tokio::time::timeout(PREPARE_TIMEOUT, checked).await {
+        Ok(joined) => joined.map_err(|_| InstallError::Stopped(kind))?,
+        Err(_) => Err(InstallError::Conformance(format!(
+            "the check did not finish within {PREPARE_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// The conformance check on a throwaway instance; its info.
+fn probe<W: World>(
+    engine: &PluginEngine,
+    component: Arc<LoadedComponent>,
+) -> Result<PluginInfo, InstallError> {
+    let mut probe = Plugin::<W>::new(engine, component)?;
+    W::conformance(&mut probe).map_err(|p| InstallError::Conformance(p.join("; ")))?;
+    Ok(probe.info().clone())
+}
+
 /// Conformance on a throwaway instance, then the live instance, warmed.
 fn prepare<W: World>(
     engine: &PluginEngine,
     component: Arc<LoadedComponent>,
 ) -> Result<Plugin<W>, InstallError> {
-    let mut probe = Plugin::<W>::new(engine, component.clone())?;
-    W::conformance(&mut probe).map_err(|p| InstallError::Conformance(p.join("; ")))?;
+    probe::<W>(engine, component.clone())?;
     let mut live = Plugin::<W>::new(engine, component)?;
     W::warm_up(&mut live);
     Ok(live)

@@ -6,12 +6,14 @@
 
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, Channels};
 use crate::config::Config;
 use crate::events::{health_time, PluginAbandoned, PluginEvent};
+use crate::fleet::{Fleet, FleetKey, Joining};
 use crate::manager::{AutoRollback, PluginManager, RunningPlugin};
 use crate::plugins::runner::{RunnerEvent, RunnerOptions};
 use crate::plugins::{PluginEngine, PluginKind, PluginRegistry};
@@ -147,6 +149,32 @@ impl RoleContext {
             manager.watch_dir(dir.clone(), self.cancel.clone());
         }
         manager
+    }
+
+    /// Joins the fleet of this prefix (with Redis): the agent takes signed
+    /// commands for `manager`'s plugins (with the fleet key) and writes
+    /// this instance's heartbeat as `role`.
+    pub fn join_fleet(
+        &self,
+        config: &Config,
+        manager: &Arc<PluginManager>,
+        role: &str,
+    ) -> anyhow::Result<Option<Fleet>> {
+        let key = config
+            .fleet_key
+            .clone()
+            .map(FleetKey::new)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        let joining = Joining {
+            redis_url: config.redis_url.as_ref(),
+            key,
+            bus: &self.bus,
+            engine: &self.engine,
+            manager,
+            role,
+        };
+        Fleet::join(joining, self.cancel.clone()).context("joining the fleet")
     }
 }
 

@@ -14,6 +14,7 @@ use super::RoleContext;
 use crate::bus::{Bus, BusStats};
 use crate::config::Config;
 use crate::feed::FeedStats;
+use crate::fleet::Fleet;
 use crate::manager::PluginManager;
 use crate::pipeline::PipelineStats;
 use crate::plugins::PluginRegistry;
@@ -40,6 +41,8 @@ pub struct Host {
     pub web: AppState,
     /// Installs and rolls back plugins.
     pub manager: Arc<PluginManager>,
+    /// This instance's part in the fleet (with Redis).
+    pub fleet: Option<Fleet>,
     /// The ingest role.
     pub ingest: Ingest,
     /// The process role.
@@ -66,8 +69,10 @@ impl Host {
         let ingest = Ingest::start(config, &ctx, feed.clone()).await?;
         let running = vec![ingest.plugin.clone(), process.plugin.clone()];
         let manager = ctx.start_manager(config, running);
+        let fleet = ctx.join_fleet(config, &manager, "run")?;
         let state = AppState {
-            admin: admin(config, &manager),
+            admin: admin(config, &manager, fleet.as_ref()),
+            fleet: fleet.as_ref().map(|f| f.roster.clone()),
             feed: Some(feed.clone()),
             pipeline: Some(ingest.pipeline.clone()),
             process: Some(process.stats.clone()),
@@ -79,6 +84,7 @@ impl Host {
             web::serve(config.listen, web::router(state.clone()), cancel.clone()).await?;
         Ok(Host {
             manager,
+            fleet,
             web: state,
             bus: ctx.bus.clone(),
             addr,
@@ -183,10 +189,12 @@ fn log_final_counts(bus: &Bus, feed: &FeedStats, pipeline: &PipelineStats) {
     );
 }
 
-/// The admin API, when a token is configured.
-fn admin(config: &Config, manager: &Arc<PluginManager>) -> Option<Admin> {
+/// The admin API, when a token is configured; with the fleet key it
+/// issues its installs, rollbacks and shadows to the whole fleet.
+fn admin(config: &Config, manager: &Arc<PluginManager>, fleet: Option<&Fleet>) -> Option<Admin> {
     let admin = config.admin_token.clone().map(|token| Admin {
         manager: manager.clone(),
+        fleet: fleet.and_then(|f| f.issuer.clone()),
         token,
     });
     if admin.is_none() {
@@ -209,7 +217,8 @@ pub async fn run_ingest(config: Config) -> anyhow::Result<()> {
     let feed_stats = feed.clone();
     let ingest = Ingest::start(&config, &ctx, feed).await?;
     let pipeline = ingest.pipeline.clone();
-    ctx.start_manager(&config, vec![ingest.plugin.clone()]);
+    let manager = ctx.start_manager(&config, vec![ingest.plugin.clone()]);
+    let _fleet = ctx.join_fleet(&config, &manager, "ingest")?;
     let result = ingest.wait(config.shutdown_timeout).await;
     ctx.bus.flush(FINAL_FLUSH).await;
     log_final_counts(&ctx.bus, &feed_stats, &pipeline);
@@ -223,24 +232,31 @@ pub async fn run_ingest(config: Config) -> anyhow::Result<()> {
 pub async fn run_process(config: Config) -> anyhow::Result<()> {
     let ctx = RoleContext::new(&config, super::shutdown_signal())?;
     let process = Process::start(&config, &ctx, None, ctx.cancel.clone()).await?;
-    ctx.start_manager(&config, vec![process.plugin.clone()]);
+    let manager = ctx.start_manager(&config, vec![process.plugin.clone()]);
+    let _fleet = ctx.join_fleet(&config, &manager, "process")?;
     process.wait().await.context("process role")?;
     ctx.bus.shutdown();
     ctx.fatal.check()
 }
 
-/// `tickstock dashboard`.
+/// `tickstock dashboard`. It runs no plugin, but with an admin token it
+/// serves the admin API: with the fleet key, installs, rollbacks and
+/// shadows go to every instance of the fleet.
 pub async fn run_dashboard(config: Config) -> anyhow::Result<()> {
-    let cancel = super::shutdown_signal();
-    let bus = super::bus(&config)?;
+    let ctx = RoleContext::new(&config, super::shutdown_signal())?;
+    let cancel = ctx.cancel.clone();
     let dashboard = DashboardState::new(config.health_interval);
-    follow(&bus, dashboard.clone(), cancel.clone());
+    follow(&ctx.bus, dashboard.clone(), cancel.clone());
+    let manager = ctx.start_manager(&config, Vec::new());
+    let fleet = ctx.join_fleet(&config, &manager, "dashboard")?;
     let state = AppState {
         ws_limits: config.ws.clone(),
-        ..AppState::dashboard_only(dashboard, bus.clone(), cancel.clone())
+        admin: admin(&config, &manager, fleet.as_ref()),
+        fleet: fleet.as_ref().map(|f| f.roster.clone()),
+        ..AppState::dashboard_only(dashboard, ctx.bus.clone(), cancel.clone())
     };
     let (_, server) = web::serve(config.listen, web::router(state), cancel).await?;
     let _ = server.await;
-    bus.shutdown();
-    Ok(())
+    ctx.bus.shutdown();
+    ctx.fatal.check()
 }

@@ -12,6 +12,12 @@
 //! - `DELETE /admin/plugins/{kind}/shadow`: ends it; its final report.
 //! - `POST /admin/plugins/{kind}/shadow/promote`: installs the candidate
 //!   through the normal swap.
+//!
+//! With the fleet key (see [`crate::fleet`]) the installs, rollbacks and
+//! shadow commands are validated here and issued to every instance of the
+//! fleet: the answer is `202 Accepted` with the command's generation, and
+//! `GET /admin/plugins` adds the fleet's roster (who runs what, and
+//! whether it is the desired version).
 
 use std::sync::Arc;
 
@@ -26,6 +32,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use crate::fleet::{IssueError, Issued, Issuer};
 use crate::manager::{InstallError, Installed, PluginManager};
 use crate::plugins::PluginKind;
 use crate::secret::Secret;
@@ -37,8 +44,11 @@ pub const MAX_UPLOAD: usize = 32 << 20;
 /// What the admin handlers need.
 #[derive(Clone)]
 pub struct Admin {
-    /// Installs and rolls back.
+    /// Installs and rolls back the plugins of this process.
     pub manager: Arc<PluginManager>,
+    /// With the fleet key: installs, rollbacks and shadows go to every
+    /// instance of the fleet (this one included) instead.
+    pub fleet: Option<Arc<Issuer>>,
     /// The bearer token.
     pub token: Secret,
 }
@@ -156,7 +166,34 @@ fn outcome(result: Result<Installed, InstallError>) -> Response {
 }
 
 async fn list(State(admin): State<Admin>) -> Response {
-    Json(admin.manager.describe()).into_response()
+    let mut body = admin.manager.describe();
+    if let Some(fleet) = &admin.fleet {
+        body["fleet"] = match fleet.roster().read().await {
+            Ok(roster) => json!(roster),
+            Err(err) => json!({"error": err.to_string()}),
+        };
+    }
+    Json(body).into_response()
+}
+
+/// The answer to a fleet command: 202 with what was issued.
+fn issued(result: Result<Result<Issued, IssueError>, tokio::task::JoinError>) -> Response {
+    match result {
+        Ok(Ok(issued)) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"ok": true, "fleet": issued})),
+        )
+            .into_response(),
+        Ok(Err(IssueError::Refused(err))) => outcome(Err(err)),
+        Ok(Err(err @ (IssueError::NothingToRollBack(_) | IssueError::ShadowRunning(_)))) => {
+            error(StatusCode::CONFLICT, err.to_string())
+        }
+        Ok(Err(err @ IssueError::NoShadow(_))) => error(StatusCode::NOT_FOUND, err.to_string()),
+        Ok(Err(err @ IssueError::Store(_))) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
+        }
+        Err(err) => task_failed("fleet", err),
+    }
 }
 
 async fn install(
@@ -164,6 +201,9 @@ async fn install(
     Kind(kind): Kind,
     Component(bytes): Component,
 ) -> Response {
+    if let Some(fleet) = admin.fleet.clone() {
+        return issued(tokio::spawn(async move { fleet.install(kind, bytes).await }).await);
+    }
     // Its own task: an install runs to completion (and is recorded) even if
     // the client goes away mid-swap and this handler is dropped.
     let manager = admin.manager.clone();
@@ -180,6 +220,9 @@ fn joined(result: Result<Result<Installed, InstallError>, tokio::task::JoinError
 }
 
 async fn rollback(State(admin): State<Admin>, Kind(kind): Kind) -> Response {
+    if let Some(fleet) = admin.fleet.clone() {
+        return issued(tokio::spawn(async move { fleet.rollback(kind).await }).await);
+    }
     let manager = admin.manager.clone();
     let reason = Some("requested through the admin API".to_string());
     joined(tokio::spawn(async move { manager.rollback(kind, reason).await }).await)
@@ -223,6 +266,11 @@ async fn start_shadow(
             )
         }
     };
+    if let Some(fleet) = admin.fleet.clone() {
+        return issued(
+            tokio::spawn(async move { fleet.shadow(kind, bytes, duration).await }).await,
+        );
+    }
     let manager = admin.manager.clone();
     let task = tokio::spawn(async move { manager.start_shadow(kind, bytes, duration).await });
     match task.await {
@@ -244,10 +292,16 @@ async fn shadow_report(State(admin): State<Admin>, Kind(kind): Kind) -> Response
 }
 
 async fn stop_shadow(State(admin): State<Admin>, Kind(kind): Kind) -> Response {
+    if let Some(fleet) = admin.fleet.clone() {
+        return issued(tokio::spawn(async move { fleet.stop_shadow(kind).await }).await);
+    }
     shadow_outcome(admin.manager.stop_shadow(kind))
 }
 
 async fn promote_shadow(State(admin): State<Admin>, Kind(kind): Kind) -> Response {
+    if let Some(fleet) = admin.fleet.clone() {
+        return issued(tokio::spawn(async move { fleet.promote(kind).await }).await);
+    }
     let manager = admin.manager.clone();
     joined(tokio::spawn(async move { manager.promote_shadow(kind).await }).await)
 }

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::Bus;
 use crate::feed::FeedStats;
+use crate::fleet::RosterReader;
 use crate::health_loop::ProcessStats;
 use crate::pipeline::PipelineStats;
 use crate::plugins::{PluginKind, PluginRegistry};
@@ -54,6 +55,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The admin API, when enabled.
     pub admin: Option<admin::Admin>,
+    /// The fleet's roster (with Redis), for `GET /api/fleet`.
+    pub fleet: Option<Arc<RosterReader>>,
 }
 
 impl AppState {
@@ -75,6 +78,7 @@ impl AppState {
             metrics: Arc::default(),
             shutdown,
             admin: None,
+            fleet: None,
         }
     }
 }
@@ -90,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/vendor/uplot/LICENSE", get(assets::uplot_license))
         .route("/ws", get(ws::handler))
         .route("/streaming/api/status", get(status))
+        .route("/api/fleet", get(fleet))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -99,6 +104,21 @@ pub fn router(state: AppState) -> Router {
 
 async fn status(State(state): State<AppState>) -> impl IntoResponse {
     Json(state.dashboard.status())
+}
+
+/// The fleet's instances and whether each runs the desired versions.
+async fn fleet(State(state): State<AppState>) -> axum::response::Response {
+    let Some(roster) = &state.fleet else {
+        let body = json!({"error": "no fleet: this process has no Redis (--redis-url)"});
+        return (StatusCode::NOT_FOUND, Json(body)).into_response();
+    };
+    match roster.read().await {
+        Ok(roster) => Json(roster).into_response(),
+        Err(err) => {
+            let body = json!({"error": err.to_string()});
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
 }
 
 async fn healthz() -> &'static str {

@@ -69,8 +69,19 @@ pub async fn post(
     token: Option<&str>,
     body: Vec<u8>,
 ) -> (u16, serde_json::Value) {
+    post_to(host.addr, path, token, body).await
+}
+
+/// POSTs `body` to `path` at `addr` with `token`; the status and the JSON
+/// answer.
+pub async fn post_to(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
     let mut req = reqwest::Client::new()
-        .post(format!("http://{}{path}", host.addr))
+        .post(format!("http://{addr}{path}"))
         .body(body);
     if let Some(t) = token {
         req = req.bearer_auth(t);

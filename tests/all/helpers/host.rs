@@ -37,6 +37,8 @@ pub fn tickstock_bin() -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tickstock"));
     cmd.env_remove("MASSIVE_API_KEY")
         .env_remove("REDIS_URL")
+        .env_remove("TICKSTOCK_FLEET_KEY")
+        .env_remove("TICKSTOCK_ADMIN_TOKEN")
         .env("RUST_LOG", "info");
     cmd
 }
@@ -137,4 +139,37 @@ impl Drop for Child {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `tickstock ROLE` as its own process against `redis` under `prefix`
+/// (five symbols), with `extra` arguments; its output is discarded.
+pub fn role(role: &str, redis: &str, prefix: &str, extra: &[&str]) -> Child {
+    role_with(role, redis, prefix, extra, &[], std::process::Stdio::null())
+}
+
+/// [`role`] with `env` added to its environment and its stderr (the log)
+/// sent to `stderr`.
+pub fn role_with(
+    role: &str,
+    redis: &str,
+    prefix: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> Child {
+    let mut cmd = tickstock_bin();
+    cmd.args([
+        role,
+        "--redis-url",
+        redis,
+        "--channel-prefix",
+        prefix,
+        "--symbols",
+        "AAPL,MSFT,NVDA,AMZN,GOOG",
+    ])
+    .args(extra)
+    .envs(env.iter().copied())
+    .stdout(std::process::Stdio::null())
+    .stderr(stderr);
+    Child::spawn(cmd)
 }
