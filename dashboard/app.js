@@ -38,6 +38,7 @@ function describe(kind, ev) {
     case "feed": return `feed ${ev.state}${ev.issue ? ": " + ev.issue : ""}`;
     case "plugin":
       if (ev.type === "plugin_shadow") return `plugin ${ev.kind} ${ev.message || ""}`;
+      if (ev.type === "fleet_applied") return `fleet ${ev.kind} ${ev.action} generation ${ev.generation} ${ev.outcome}: ${ev.message || ""}`;
       return `plugin ${ev.type}: ${ev.kind || ""} ${ev.version || ""} ${ev.message || ""}`;
   }
   return null;
@@ -139,6 +140,34 @@ function renderShadows(byKind) {
     return div;
   });
   $("shadow").replaceChildren(...blocks);
+}
+
+// The fleet (with Redis): every live instance, what it runs, and whether
+// that is the desired version. Hidden when this process has no fleet.
+function renderFleet(f) {
+  const card = $("fleet-card");
+  if (!f || !Array.isArray(f.instances)) { card.hidden = true; return; }
+  card.hidden = false;
+  const short = (sha) => String(sha || "").slice(0, 12);
+  const desired = Object.entries(f.desired || {})
+    .map(([kind, d]) => `${kind}: generation ${d.generation}, ${d.action} ${short(d.sha256)}`).join(" · ");
+  $("fleet-desired").textContent = `desired: ${desired || "nothing issued yet"} — ${f.converged ? "every instance runs it" : "NOT every instance runs it"}`;
+  const running = (m, kind) => { const a = (m.active || {})[kind]; return a ? `${a.name} ${a.version} (${short(a.sha256)})` : "—"; };
+  const rows = f.instances.map((m) => {
+    const ok = Object.values(m.matches || {}).every(Boolean);
+    const tr = row([m.instance_id.slice(0, 8), m.role, m.host, running(m, "normalizer"), running(m, "health"),
+      (ok ? "yes" : "NO") + (m.fleet_key ? "" : " (no fleet key)")]);
+    if (!ok) tr.className = "diverged";
+    return tr;
+  });
+  $("fleet").tBodies[0].replaceChildren(...rows);
+}
+
+async function pollFleet() {
+  try {
+    const r = await fetch("/api/fleet");
+    renderFleet(r.ok ? await r.json() : null);
+  } catch (_) { /* the socket's indicator says we are disconnected */ }
 }
 
 function renderTop(list) {
@@ -256,4 +285,6 @@ function connect() {
   };
 }
 setInterval(tickUptime, 1000);
+setInterval(pollFleet, 2000);
+pollFleet();
 connect();

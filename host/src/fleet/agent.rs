@@ -30,6 +30,9 @@ use crate::plugins::PluginKind;
 
 /// How often the desired state is read again.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+/// How often the agent looks whether a desired version it made live is
+/// still live (an automatic rollback undoes it).
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// Refused commands kept for the heartbeat.
 const REFUSED_KEPT: usize = 16;
 
@@ -70,6 +73,9 @@ struct Taken {
     refused: VecDeque<RefusedCommand>,
     /// A desired-state record that was rejected, per kind.
     bad_desired: BTreeMap<PluginKind, String>,
+    /// The desired version made live here, per kind, until it is no longer
+    /// live (then reported once as refused).
+    live: BTreeMap<PluginKind, Command>,
 }
 
 /// One instance's side of the fleet.
@@ -137,9 +143,11 @@ impl Agent {
         // command issued in between is not missed.
         let mut control = self.bus.subscribe(vec![self.bus.channels().control()], 64);
         let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+        let mut watch = tokio::time::interval(WATCH_EVERY);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
+                _ = watch.tick() => self.notice_replaced(),
                 message = control.recv() => match message {
                     Some(m) => {
                         self.take(&m.payload, Origin::Control).await;
@@ -205,8 +213,55 @@ impl Agent {
             }
         }
         let outcome = self.apply(&command).await;
+        if let Ok(mut taken) = self.taken.lock() {
+            if outcome.is_ok() && command.action.sets_desired() {
+                taken.live.insert(command.kind, command.clone());
+            } else if command.action.sets_desired() {
+                taken.live.remove(&command.kind);
+            }
+        }
         self.report(&command, outcome);
         false
+    }
+
+    /// A desired version this instance made live that is no longer live
+    /// (its automatic rollback, or a local install) is reported once as
+    /// refused: the instance keeps what it runs and does not take that
+    /// generation again.
+    fn notice_replaced(&self) {
+        for kind in PluginKind::ALL {
+            let Some(active) = self.manager.registry().active(kind) else {
+                continue;
+            };
+            let replaced = match self.taken.lock() {
+                Ok(mut taken) => match taken.live.get(&kind) {
+                    Some(c) if c.sha256 != active.sha256 => taken.live.remove(&kind),
+                    _ => None,
+                },
+                Err(_) => None,
+            };
+            let Some(command) = replaced else { continue };
+            let last = self.manager.registry().history(kind).pop();
+            let how = match &last {
+                Some(h) if h.action == "auto_rolled_back" => format!(
+                    "rolled back automatically to {}{}",
+                    h.version,
+                    h.reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ),
+                Some(h) => format!("replaced on this instance by {} ({})", h.version, h.action),
+                None => "replaced on this instance".to_string(),
+            };
+            self.report(
+                &command,
+                Err(format!(
+                    "{kind} {} is no longer live: {how}",
+                    short(&command.sha256)
+                )),
+            );
+        }
     }
 
     /// Records `command` as taken unless it is not newer than the last one
