@@ -510,3 +510,113 @@ async fn an_instance_without_the_fleet_key_ignores_the_control_channel() {
     );
     assert!(keyed.matches[&PluginKind::Health]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_shadow_is_promoted_and_a_version_an_instance_rolls_back_is_reported_refused() {
+    let (redis, ch, consumer) = helpers::redis_and_consumer("fleet-shadow").await;
+    let symbols = &helpers::SYMBOLS[..11]; // with TRAPME
+    let sim = helpers::recording_simulator(300.0, symbols).await;
+    let mut config = helpers::sim_config(&sim, ch.prefix(), Some(redis.url()), symbols);
+    config.fleet_key = Some(Secret::new(KEY));
+    let host = helpers::TestHost::start(&config).await;
+    let reader = RosterReader::new(store(&redis, &ch), Some(key(KEY)));
+    roster_until(&reader, "the run instance", |r| roles(r) == ["run"]).await;
+
+    // The admin API of `run` with the key issues to the fleet (202).
+    let (code, reply) = helpers::post(
+        &host,
+        "/admin/plugins/normalizer/shadow",
+        Some(TOKEN),
+        guests::normalizer_next(),
+    )
+    .await;
+    assert_eq!(code, 202, "{reply}");
+    assert_eq!(reply["fleet"]["action"], "shadow");
+    consumer
+        .wait_for_new(&ch.plugins(), "the instance's shadow report", SECS, |e| {
+            e["type"] == "plugin_shadow" && e["report"]["fields"]["added"].get("sequence").is_some()
+        })
+        .await;
+    assert!(
+        consumer
+            .on(&ch.ticks())
+            .iter()
+            .all(|t| t.json.get("sequence").is_none()),
+        "a shadow's output reached Redis"
+    );
+    let (code, _) = helpers::post(
+        &host,
+        "/admin/plugins/normalizer/shadow",
+        Some(TOKEN),
+        guests::normalizer_next(),
+    )
+    .await;
+    assert_eq!(code, 409, "one fleet shadow per kind");
+    let (code, reply) = helpers::post(
+        &host,
+        "/admin/plugins/normalizer/shadow/promote",
+        Some(TOKEN),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(code, 202, "{reply}");
+    consumer
+        .wait_for_new(&ch.ticks(), "the promoted version live", SECS, |t| {
+            t.get("sequence").is_some()
+        })
+        .await;
+    let promoted = consumer
+        .on(&ch.plugins())
+        .into_iter()
+        .find(|e| e.json["type"] == "fleet_applied" && e.json["action"] == "promote")
+        .map(|e| e.json);
+    assert_eq!(
+        promoted.as_ref().unwrap()["outcome"],
+        "applied",
+        "{promoted:?}"
+    );
+
+    // A version that traps on live ticks: the instance installs it, rolls
+    // it back by itself, and reports the fleet version refused.
+    let (code, reply) = helpers::post(
+        &host,
+        "/admin/plugins/normalizer",
+        Some(TOKEN),
+        guests::normalizer_trap(),
+    )
+    .await;
+    assert_eq!(code, 202, "{reply}");
+    let generation = reply["fleet"]["generation"].as_u64().unwrap();
+    consumer
+        .wait_for_new(&ch.plugins(), "the refusal after the rollback", SECS, |e| {
+            e["type"] == "fleet_applied"
+                && e["outcome"] == "refused"
+                && e["generation"] == generation
+                && e["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("rolled back automatically"))
+        })
+        .await;
+    let roster = roster_until(&reader, "the divergence shown", |r| {
+        !r.converged
+            && r.instances[0]
+                .heartbeat
+                .refused
+                .iter()
+                .any(|c| c.generation == generation)
+    })
+    .await;
+    // It keeps the promoted version and does not take that generation again.
+    let next_sha = tickstock::manager::sha256_hex(&guests::normalizer_next());
+    assert_eq!(
+        roster.instances[0].heartbeat.active[&PluginKind::Normalizer].sha256,
+        next_sha
+    );
+    tokio::time::sleep(tickstock::fleet::agent::RECONCILE_EVERY + Duration::from_secs(1)).await;
+    assert_eq!(
+        helpers::active_version(&host, PluginKind::Normalizer),
+        "1.1.0",
+        "the refused generation was taken again"
+    );
+    host.stop().await;
+}
