@@ -609,3 +609,71 @@ async fn the_operator_sees_plugin_calls_a_shadow_report_and_the_sessions_events(
     client.close().await.unwrap();
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_panel_shows_each_instance_and_whether_it_runs_the_desired_version() {
+    let (redis, ch, _consumer) = helpers::redis_and_consumer("fleet-page").await;
+    let symbols = &helpers::SYMBOLS[..6];
+    let sim = helpers::recording_simulator(200.0, symbols).await;
+    let mut config = helpers::sim_config(&sim, ch.prefix(), Some(redis.url()), symbols);
+    config.fleet_key = Some(tickstock::secret::Secret::new(
+        "fleet-key-for-the-page-0123456789",
+    ));
+    let host = TestHost::start(&config).await;
+    // A second instance without the key: it will not follow the install.
+    let _keyless = helpers::role("ingest", &redis.url(), ch.prefix(), &[]);
+
+    let driver = ChromeDriver::start();
+    let client = browser(&driver).await;
+    client
+        .goto(&format!("http://{}/", host.addr))
+        .await
+        .unwrap();
+    let (code, reply) = helpers::post(
+        &host,
+        "/admin/plugins/normalizer",
+        Some(helpers::TOKEN),
+        helpers::guests::normalizer_next(),
+    )
+    .await;
+    assert_eq!(code, 202, "{reply}");
+    let deadline = Instant::now() + SECS;
+    loop {
+        let mut rows = Vec::new();
+        for tr in client
+            .find_all(fantoccini::Locator::Css("#fleet tbody tr"))
+            .await
+            .unwrap()
+        {
+            let class = tr
+                .attr("class")
+                .await
+                .unwrap_or_default()
+                .unwrap_or_default();
+            rows.push((tr.text().await.unwrap_or_default(), class));
+        }
+        let desired = text(&client, "fleet-desired").await;
+        let run_ok = rows.iter().any(|(t, class)| {
+            t.contains("run")
+                && t.contains("massive-stocks 1.1.0")
+                && t.ends_with("yes")
+                && class.is_empty()
+        });
+        let keyless_flagged = rows.iter().any(|(t, class)| {
+            t.contains("ingest") && t.contains("NO (no fleet key)") && class == "diverged"
+        });
+        if run_ok
+            && keyless_flagged
+            && desired.contains("normalizer: generation 1, install")
+            && desired.contains("NOT every instance runs it")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fleet rows: {rows:?}\ndesired: {desired}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    host.stop().await;
+}

@@ -222,11 +222,11 @@ impl ShadowReport {
         if live.is_err() || candidate.is_err() {
             let what = format!("observe of {ticks} ticks");
             self.failed(&what, live.as_ref().err(), candidate.as_ref().err());
-        } else {
-            // Nothing comes back from `observe`: what it did shows in the
-            // next report.
-            self.identical += 1;
         }
+        // A successful observe returns nothing to compare: what it did
+        // shows in the next report, which is what `identical` and
+        // `different` count (counting observes as identical would make a
+        // candidate whose every report differs look mostly identical).
     }
 
     fn failed(&mut self, input: &str, live: Option<&CallError>, candidate: Option<&CallError>) {
@@ -297,4 +297,27 @@ impl ShadowReport {
 /// An input or output quoted in the report, kept short.
 fn clip(text: &str) -> String {
     diff::clip(text, QUOTE_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(version: &str) -> Side {
+        Side {
+            name: "h".into(),
+            version: version.into(),
+            sha256: String::new(),
+        }
+    }
+
+    #[test]
+    fn successful_observes_are_compared_but_not_counted_identical() {
+        let mut report = ShadowReport::new(PluginKind::Health, side("1"), side("2"));
+        for _ in 0..50 {
+            report.observed(10, &Ok(()), &Ok(()));
+        }
+        assert_eq!(report.inputs_compared, 50);
+        assert_eq!((report.identical, report.different), (0, 0));
+    }
 }
