@@ -299,3 +299,40 @@ fn plugin_test_fails_with_a_reason_on_bad_components_and_on_a_wrong_golden_vecto
         "{details}"
     );
 }
+
+/// `TICKSTOCK_WASM_PERF_MAP` makes wasmtime write a `perf` map naming the
+/// plugin's JIT code (also when the code comes from the compiled cache),
+/// and without it no map is written.
+#[test]
+fn the_perf_map_variable_names_the_plugins_jit_code_for_perf() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("normalizer.wasm");
+    std::fs::write(&file, embedded::NORMALIZER).unwrap();
+    let cache = dir.path().join("cache");
+    let run = |perf_map: bool| {
+        let mut cmd = helpers::tickstock_bin();
+        cmd.args(["plugin", "test", "--json", "--cache-dir"])
+            .arg(&cache)
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if perf_map {
+            cmd.env(tickstock::plugins::PERF_MAP_ENV, "1");
+        } else {
+            cmd.env_remove(tickstock::plugins::PERF_MAP_ENV);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", child.id()));
+        assert!(child.wait().unwrap().success());
+        let text = std::fs::read_to_string(&map).ok();
+        let _ = std::fs::remove_file(&map);
+        text
+    };
+    assert_eq!(run(false), None, "a map was written without the variable");
+    // First with a cold cache (compiled here), then from the cache.
+    for _ in 0..2 {
+        let map = run(true).expect("no perf map with the variable set");
+        let functions = map.lines().filter(|l| l.contains("wasm[")).count();
+        assert!(functions > 100, "{functions} functions in the map");
+    }
+}

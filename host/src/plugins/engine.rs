@@ -83,6 +83,9 @@ pub struct PluginEngine {
     _ticker: Arc<EpochTicker>,
 }
 
+/// Set (to anything) to have wasmtime write a `perf` map of the JIT code.
+pub const PERF_MAP_ENV: &str = "TICKSTOCK_WASM_PERF_MAP";
+
 impl PluginEngine {
     /// Creates the engine. `cache_dir` enables the compiled-component cache.
     pub fn new(limits: Limits, cache_dir: Option<&Path>) -> anyhow::Result<Self> {
@@ -93,6 +96,12 @@ impl PluginEngine {
         // plugins have no use for it.
         config.concurrency_support(false);
         config.max_wasm_stack(1 << 20);
+        // `perf` cannot name JIT code on its own: with this set, wasmtime
+        // writes /tmp/perf-PID.map so that `perf report` shows the guest's
+        // functions (build the guest unstripped to get its names).
+        if std::env::var_os(PERF_MAP_ENV).is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)
             .map_err(|e| anyhow::anyhow!("{e:#}"))
             .map_err(|e| e.context("configuring the wasmtime engine"))?;

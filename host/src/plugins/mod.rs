@@ -43,7 +43,7 @@ pub use bindings::{
     NormalizedTick, PluginInfo, SkipReason, Skipped, Tick,
 };
 pub use cache::CacheOutcome;
-pub use engine::{Limits, LoadedComponent, PluginEngine, EPOCH_TICK};
+pub use engine::{Limits, LoadedComponent, PluginEngine, EPOCH_TICK, PERF_MAP_ENV};
 pub use error::{CallError, LoadError};
 pub use health::HealthPlugin;
 pub use instance::{CallClock, Plugin, World};
