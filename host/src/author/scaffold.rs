@@ -238,6 +238,10 @@ fn rust_project(name: &str, kind: PluginKind) -> Vec<File> {
             "rust-toolchain.toml".into(),
             include_str!("../../../rust-toolchain.toml").to_string(),
         ),
+        (
+            ".cargo/config.toml".into(),
+            include_str!("../../templates/rust-cargo-config.toml").to_string(),
+        ),
         (".gitignore".into(), "/target\n".into()),
     ];
     for (rel, source) in sources {
@@ -337,6 +341,23 @@ mod tests {
             "{lib}"
         );
         assert!(lib.contains("pub const VERSION: &str = env!(\"CARGO_PKG_VERSION\");"));
+    }
+
+    #[test]
+    fn rust_scaffolds_build_with_the_settings_of_the_default_plugins() {
+        // The host's build script passes this file to cargo for its own
+        // plugins; a scaffold gets the same so it is as fast.
+        let host_config = include_str!("../../templates/rust-cargo-config.toml");
+        assert!(host_config.contains("inline-threshold"));
+        for kind in [PluginKind::Normalizer, PluginKind::Health] {
+            let files = rust_project("my-plugin", kind);
+            let config = files.iter().find(|(rel, _)| rel == ".cargo/config.toml");
+            assert_eq!(config.map(|(_, text)| text.as_str()), Some(host_config));
+            let manifest = files.iter().find(|(rel, _)| rel == "Cargo.toml");
+            let manifest = manifest.map(|(_, text)| text.as_str()).unwrap_or_default();
+            assert!(manifest.contains("lto = \"fat\""), "{manifest}");
+            assert!(manifest.contains("codegen-units = 1"), "{manifest}");
+        }
     }
 
     #[test]
