@@ -105,7 +105,7 @@ fn build(root: &Path, target_dir: &Path, guest: &Guest) -> PathBuf {
         .arg(root.join(GUEST_CARGO_CONFIG))
         // Small, stripped components; the guests' own profile, not the host's.
         // Whole-program optimisation (fat LTO, one codegen unit) makes the
-        // default plugins 3-5% faster per tick (issue 12, P2) for a few
+        // default plugins 3-4% faster per tick (issue 12, P2) for a few
         // seconds of build time; the inlining in GUEST_CARGO_CONFIG another
         // ~14%.
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
