@@ -10,7 +10,7 @@ use std::str::FromStr;
 /// The WIT package every plugin is built against.
 pub const WIT_PACKAGE: &str = "tickstock:plugins";
 /// The contract version this host was built from (`wit/tickstock.wit`).
-pub const WIT_VERSION: &str = "1.0.0";
+pub const WIT_VERSION: &str = "1.1.0";
 /// The major version this host accepts; any `1.x.y` works.
 pub const WIT_MAJOR: u64 = 1;
 /// Human-readable form of the accepted range, used in errors and `--help`.

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::feed::Frame;
-use crate::plugins::bindings::normalize;
 use crate::plugins::runner::{Inbox, PluginThread, RunnerOptions, RunnerStats, Swapper};
+use crate::plugins::NormalizerExports;
 use crate::plugins::{skip_reason_label, NormalizedTick, NormalizerPlugin, SkipReason};
 use crate::shadow::{ShadowInput, ShadowTap};
 
@@ -99,12 +99,12 @@ impl PipelineStats {
 
 /// A running pipeline.
 pub struct Pipeline {
-    thread: PluginThread<normalize::Guest>,
+    thread: PluginThread<NormalizerExports>,
 }
 
 impl Pipeline {
     /// Where normalizer swaps go.
-    pub fn swapper(&self) -> Swapper<normalize::Guest> {
+    pub fn swapper(&self) -> Swapper<NormalizerExports> {
         self.thread.swapper()
     }
 

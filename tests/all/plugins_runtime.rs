@@ -300,7 +300,7 @@ fn the_plugin_reports_its_name_and_versions() {
     let plugin = helpers::normalizer(&engine);
     assert_eq!(plugin.info().name, "massive-stocks");
     assert_eq!(plugin.info().version, "1.0.0");
-    assert_eq!(plugin.component().wit_version, "1.0.0");
+    assert_eq!(plugin.component().wit_version, "1.1.0");
     assert_eq!(plugin.label(), "massive-stocks@1.0.0");
     let health = helpers::health(&engine);
     assert_eq!(health.label(), "stream-health@1.0.0");
@@ -318,4 +318,105 @@ fn an_import_outside_wasi_and_the_contract_is_refused_by_name() {
         err.to_string().contains("acme:evil/backdoor@1.0.0"),
         "{err}"
     );
+}
+
+/// The frames the contract-version tests compare on: the golden set, a
+/// frame of 100 trades and a broken one.
+fn comparison_frames() -> Vec<String> {
+    let golden: serde_json::Value =
+        serde_json::from_str(include_str!("../../wit/conformance/normalizer-1.json")).unwrap();
+    let mut frames: Vec<String> = golden["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|case| case["frame"].as_str().unwrap().to_string())
+        .collect();
+    assert!(frames.len() > 5);
+    let trades: Vec<String> = (0..100)
+        .map(|i| {
+            format!(
+                r#"{{"ev":"T","sym":"S{i}","p":{}.25,"s":{i},"t":{},"q":{i},"x":4}}"#,
+                100 + i,
+                1_700_000_000_000i64 + i
+            )
+        })
+        .collect();
+    frames.push(format!("[{}]", trades.join(",")));
+    frames.push(
+        r#"[{"ev":"T","sym":"A","p":"x","t":1},{"ev":"T","sym":"B","p":1.5,"t":2},7]"#.into(),
+    );
+    frames
+}
+
+#[test]
+fn a_1_0_0_component_still_loads_and_runs_through_the_plain_interface() {
+    let engine = helpers::engine();
+    let loaded = engine
+        .load(PluginKind::Normalizer, &guests::contract_1_0())
+        .unwrap();
+    assert_eq!(loaded.wit_version, "1.0.0");
+    let mut old = NormalizerPlugin::new(&engine, loaded.into()).unwrap();
+    assert!(!old.is_packed(), "a 1.0.0 component has no packed export");
+    // The bundled normalizer (1.1.0 contract) goes through the packed
+    // export; both run the same parser, so every result is the same.
+    let mut new = helpers::normalizer(&engine);
+    assert!(
+        new.is_packed(),
+        "the bundled normalizer offers the packed export"
+    );
+    for frame in comparison_frames() {
+        let a = old.normalize_frame(&frame).unwrap();
+        let b = new.normalize_frame(&frame).unwrap();
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{frame}");
+    }
+    assert_eq!(
+        old.normalize_frame(&comparison_frames()[comparison_frames().len() - 2])
+            .unwrap()
+            .ticks
+            .len(),
+        100
+    );
+}
+
+#[test]
+fn the_bundled_health_plugin_is_fed_packed_batches() {
+    let engine = helpers::engine();
+    let mut health = helpers::health(&engine);
+    assert!(health.is_packed());
+    let mut normalizer = helpers::normalizer(&engine);
+    let frames = comparison_frames();
+    let ticks: Vec<_> = normalizer
+        .normalize_frame(&frames[frames.len() - 2])
+        .unwrap()
+        .ticks
+        .into_iter()
+        .map(|t| t.tick)
+        .collect();
+    let now = 1_700_000_000_000;
+    health.observe(&ticks, now).unwrap();
+    health.observe(&ticks[..10], now + 500).unwrap();
+    let report = health
+        .report(
+            now + 1_000,
+            &tickstock::plugins::HostState {
+                window_ms: 2_000,
+                subscribed_symbols: 100,
+                feed_connected: true,
+                bus_connected: true,
+                dropped_since_last_report: 0,
+                issues: vec![],
+            },
+        )
+        .unwrap();
+    let metric = |name: &str| {
+        report
+            .metrics
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| format!("{:?}", m.value))
+            .unwrap_or_else(|| panic!("no {name} in {:?}", report.metrics))
+    };
+    // 110 ticks over 100 distinct symbols reached the guest intact.
+    assert_eq!(metric("active_symbols"), "MetricValue::Integer(100)");
+    assert_eq!(metric("total_ticks"), "MetricValue::Integer(110)");
 }

@@ -207,7 +207,7 @@ fn sockets_are_refused() {
     assert_eq!(probe["tcp_connect"], false, "a socket connected: {probe}");
 }
 
-type NormalizeThread = PluginThread<tickstock::plugins::bindings::normalize::Guest>;
+type NormalizeThread = PluginThread<tickstock::plugins::NormalizerExports>;
 type Results = Arc<Mutex<Vec<Result<String, String>>>>;
 
 /// A normalizer thread whose results go to a list, watched with

@@ -35,6 +35,12 @@ const GUESTS: &[Guest] = &[
         features: "test-next",
         name: "health_next",
     },
+    // The minor-version compatibility test: a 1.0.0 component.
+    Guest {
+        package: "tickstock-test-contract-1-0",
+        features: "",
+        name: "contract_1_0",
+    },
     Guest {
         package: "tickstock-test-odd-import",
         features: "",

@@ -21,11 +21,11 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::cli::{PluginAction, PluginArgs};
-use crate::plugins::bindings::{health_metrics, normalize};
 use crate::plugins::{
     embedded, Limits, LoadedComponent, NormalizerPlugin, Plugin, PluginEngine, PluginInfo,
     PluginKind, World,
 };
+use crate::plugins::{HealthExports, NormalizerExports};
 
 /// Runs a `plugin` subcommand; returns the process exit code.
 pub fn run(args: PluginArgs) -> anyhow::Result<ExitCode> {
@@ -80,8 +80,8 @@ fn check(engine: &PluginEngine, kind: PluginKind, file: &Path) -> anyhow::Result
     let loaded = Arc::new(loaded);
     // The same conformance check the host runs before a hot swap.
     let (info, conformance) = match kind {
-        PluginKind::Normalizer => conform::<normalize::Guest>(engine, &loaded)?,
-        PluginKind::Health => conform::<health_metrics::Guest>(engine, &loaded)?,
+        PluginKind::Normalizer => conform::<NormalizerExports>(engine, &loaded)?,
+        PluginKind::Health => conform::<HealthExports>(engine, &loaded)?,
     };
     let problems = conformance.err().unwrap_or_default();
     if problems.is_empty() {

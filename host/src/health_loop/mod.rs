@@ -30,8 +30,8 @@ pub use feed_view::FeedView;
 
 use crate::bus::Bus;
 use crate::events::StartedSession;
-use crate::plugins::bindings::health_metrics;
 use crate::plugins::runner::{PluginThread, RunnerOptions, Swapper};
+use crate::plugins::HealthExports;
 
 /// How long the reporter waits for a report: three intervals, at least
 /// [`REPORT_TIMEOUT_MIN`].
@@ -98,7 +98,7 @@ pub struct Settings {
 pub struct HealthLoop {
     /// Counters.
     pub stats: Arc<ProcessStats>,
-    thread: PluginThread<health_metrics::Guest>,
+    thread: PluginThread<HealthExports>,
     consumer: tokio::task::JoinHandle<()>,
     reporter: tokio::task::JoinHandle<()>,
 }
@@ -143,7 +143,7 @@ impl HealthLoop {
     }
 
     /// Where health plugin swaps go.
-    pub fn swapper(&self) -> Swapper<health_metrics::Guest> {
+    pub fn swapper(&self) -> Swapper<HealthExports> {
         self.thread.swapper()
     }
 

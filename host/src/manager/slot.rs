@@ -10,11 +10,11 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use super::InstallError;
-use crate::plugins::bindings::{health_metrics, normalize};
 use crate::plugins::runner::{Inbox, RunnerOptions, Swapper};
 use crate::plugins::{
     CallStats, LoadedComponent, Plugin, PluginEngine, PluginInfo, PluginKind, World,
 };
+use crate::plugins::{HealthExports, NormalizerExports};
 use crate::shadow::runner::{ShadowThread, Shadowed};
 use crate::shadow::{ShadowInput, ShadowReport};
 
@@ -134,8 +134,8 @@ pub async fn validate(
     let checked = tokio::task::spawn_blocking(move || {
         let component = Arc::new(engine.load(kind, &bytes)?);
         let info = match kind {
-            PluginKind::Normalizer => probe::<normalize::Guest>(&engine, component.clone())?,
-            PluginKind::Health => probe::<health_metrics::Guest>(&engine, component.clone())?,
+            PluginKind::Normalizer => probe::<NormalizerExports>(&engine, component.clone())?,
+            PluginKind::Health => probe::<HealthExports>(&engine, component.clone())?,
         };
         engine.keep(&component);
         Ok((component, info))

@@ -4,7 +4,8 @@
 use wasmtime::component::Instance;
 use wasmtime::Store;
 
-use super::bindings::{health_metrics, HealthReport, HostState, PluginInfo, Tick};
+use super::bindings::health_packed::ObservedTick;
+use super::bindings::{health_metrics, health_packed, HealthReport, HostState, PluginInfo, Tick};
 use super::conformance::check_health;
 use super::ctx::PluginCtx;
 use super::engine::LoadedComponent;
@@ -12,7 +13,18 @@ use super::error::CallError;
 use super::instance::{Plugin, World};
 use crate::contract::PluginKind;
 
-impl World for health_metrics::Guest {
+/// The name of the optional packed export (contract 1.1.0).
+pub const PACKED_EXPORT: &str = "tickstock:plugins/health-packed@1.1.0";
+
+/// A health plugin's exports: `health-metrics`, and `health-packed` when the
+/// component offers it (built against 1.1.0 or later); the host then feeds
+/// batches through the packed one.
+pub struct HealthExports {
+    plain: health_metrics::Guest,
+    packed: Option<health_packed::Guest>,
+}
+
+impl World for HealthExports {
     const KIND: PluginKind = PluginKind::Health;
 
     fn load(
@@ -20,11 +32,23 @@ impl World for health_metrics::Guest {
         store: &mut Store<PluginCtx>,
         instance: &Instance,
     ) -> wasmtime::Result<Self> {
-        health_metrics::GuestIndices::new(&component.pre)?.load(store, instance)
+        let plain =
+            health_metrics::GuestIndices::new(&component.pre)?.load(&mut *store, instance)?;
+        let offered = component
+            .pre
+            .component()
+            .get_export_index(None, PACKED_EXPORT)
+            .is_some();
+        let packed = if offered {
+            Some(health_packed::GuestIndices::new(&component.pre)?.load(store, instance)?)
+        } else {
+            None
+        };
+        Ok(HealthExports { plain, packed })
     }
 
     fn info(&self, store: &mut Store<PluginCtx>) -> wasmtime::Result<PluginInfo> {
-        self.call_info(store)
+        self.plain.call_info(store)
     }
 
     /// A scripted session.
@@ -47,24 +71,36 @@ impl World for health_metrics::Guest {
 }
 
 /// A health instance, long-lived: it holds the windows and totals.
-pub type HealthPlugin = Plugin<health_metrics::Guest>;
+pub type HealthPlugin = Plugin<HealthExports>;
 
-impl Plugin<health_metrics::Guest> {
+impl Plugin<HealthExports> {
     /// Feeds a batch of ticks that arrived at `now_ms` (Unix ms).
     pub fn observe(&mut self, ticks: &[Tick], now_ms: i64) -> Result<(), CallError> {
-        self.call(|exports, store| exports.call_observe(store, ticks, now_ms))
+        if self.exports().packed.is_none() {
+            return self.call(|exports, store| exports.plain.call_observe(store, ticks, now_ms));
+        }
+        let (symbols, observed) = pack(ticks);
+        self.call(|exports, store| match &exports.packed {
+            Some(packed) => packed.call_observe_packed(store, &symbols, &observed, now_ms),
+            None => Err(wasmtime::Error::msg("the packed export went away")),
+        })
+    }
+
+    /// Whether this instance is fed through `health-packed`.
+    pub fn is_packed(&self) -> bool {
+        self.exports().packed.is_some()
     }
 
     /// The health report as of `now_ms`.
     pub fn report(&mut self, now_ms: i64, host: &HostState) -> Result<HealthReport, CallError> {
-        let report = self.call(|exports, store| exports.call_report(store, now_ms, host))?;
+        let report = self.call(|exports, store| exports.plain.call_report(store, now_ms, host))?;
         super::limits::check_report(&report).map_err(|what| self.oversized(what))?;
         Ok(report)
     }
 
     /// The plugin's serialized state.
     pub fn export_state(&mut self) -> Result<Vec<u8>, CallError> {
-        self.call(|exports, store| exports.call_export_state(store))
+        self.call(|exports, store| exports.plain.call_export_state(store))
     }
 
     /// Loads state exported by `previous` (this or another version). The
@@ -75,6 +111,26 @@ impl Plugin<health_metrics::Guest> {
         state: &[u8],
         previous: &PluginInfo,
     ) -> Result<Result<(), String>, CallError> {
-        self.call(|exports, store| exports.call_import_state(store, state, previous))
+        self.call(|exports, store| exports.plain.call_import_state(store, state, previous))
     }
+}
+
+/// A batch in the packed form: the symbols end to end, and per tick its
+/// symbol's length and the numbers.
+fn pack(ticks: &[Tick]) -> (String, Vec<ObservedTick>) {
+    let mut symbols = String::with_capacity(ticks.iter().map(|t| t.symbol.len()).sum());
+    let observed = ticks
+        .iter()
+        .map(|t| {
+            symbols.push_str(&t.symbol);
+            ObservedTick {
+                // Symbols are bounded (64 bytes) by the normalizer's limits.
+                symbol_len: u32::try_from(t.symbol.len()).unwrap_or(u32::MAX),
+                price: t.price,
+                size: t.size,
+                timestamp_ms: t.timestamp_ms,
+            }
+        })
+        .collect();
+    (symbols, observed)
 }

@@ -18,7 +18,7 @@ use super::stats::CallStats;
 use crate::contract::PluginKind;
 
 /// A plugin world as the host calls it: implemented for the two generated
-/// export types (`normalize::Guest`, `health_metrics::Guest`).
+/// export types (`NormalizerExports`, `HealthExports`).
 pub trait World: Sized {
     /// The kind of plugin that implements this world.
     const KIND: PluginKind;
@@ -172,6 +172,11 @@ impl<W: World> Plugin<W> {
     /// Call counters and latency of this instance.
     pub fn stats(&self) -> &Arc<CallStats> {
         &self.stats
+    }
+
+    /// The component this instance runs.
+    pub(super) fn exports(&self) -> &W {
+        &self.exports
     }
 
     /// The component this instance runs.

@@ -45,9 +45,9 @@ pub use bindings::{
 pub use cache::CacheOutcome;
 pub use engine::{Limits, LoadedComponent, PluginEngine, EPOCH_TICK, PERF_MAP_ENV};
 pub use error::{CallError, LoadError};
-pub use health::HealthPlugin;
+pub use health::{HealthExports, HealthPlugin};
 pub use instance::{CallClock, Plugin, World};
-pub use normalizer::NormalizerPlugin;
+pub use normalizer::{NormalizerExports, NormalizerPlugin};
 pub use registry::{ActivePlugin, PluginRegistry};
 pub use stats::CallStats;
 

@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 use super::report::{Latency, ShadowReport};
 use super::ShadowInput;
 use crate::contract::PluginKind;
-use crate::plugins::bindings::{health_metrics, normalize};
 use crate::plugins::runner::{Inbox, PluginThread, RunnerEvent, RunnerOptions};
 use crate::plugins::{
     CallError, CallStats, HealthPlugin, HealthReport, Normalized, NormalizerPlugin, Plugin, World,
 };
+use crate::plugins::{HealthExports, NormalizerExports};
 
 /// Inputs the shadow queue holds at most.
 pub const QUEUE_ITEMS: usize = 1_024;
@@ -86,7 +86,7 @@ pub trait Shadowed: World + Send + 'static {
     );
 }
 
-impl Shadowed for normalize::Guest {
+impl Shadowed for NormalizerExports {
     type Out = Result<Normalized, CallError>;
 
     fn run(plugin: &mut NormalizerPlugin, input: &ShadowInput) -> Option<Self::Out> {
@@ -120,7 +120,7 @@ pub enum HealthOut {
     Report(Result<HealthReport, CallError>),
 }
 
-impl Shadowed for health_metrics::Guest {
+impl Shadowed for HealthExports {
     type Out = HealthOut;
 
     fn run(plugin: &mut HealthPlugin, input: &ShadowInput) -> Option<HealthOut> {

@@ -34,7 +34,8 @@ pub mod state;
 #[allow(missing_docs, unsafe_code)]
 mod bindings {
     wit_bindgen::generate!({
-        world: "health",
+        // scaffold: use world: "health",
+        world: "health-fast", // scaffold: drop
         additional_derives: [PartialEq],
         path: "../../wit",
     });
@@ -94,12 +95,10 @@ impl bindings::exports::tickstock::plugins::health_metrics::Guest for Component 
     }
 
     fn observe(ticks: Vec<Tick>, now_ms: i64) {
+        let symbols: Vec<&str> = ticks.iter().map(|t| t.symbol.as_str()).collect();
         #[cfg(feature = "test-faults")] // scaffold: drop
-        test_faults::observe(&ticks); // scaffold: drop
-        STATE.with_borrow_mut(|s| {
-            let symbols: Vec<&str> = ticks.iter().map(|t| t.symbol.as_str()).collect();
-            s.observe(&symbols, now_ms);
-        });
+        test_faults::observe(&symbols); // scaffold: drop
+        STATE.with_borrow_mut(|s| s.observe(&symbols, now_ms));
     }
 
     fn report(now_ms: i64, host: HostState) -> HealthReport {
@@ -136,3 +135,47 @@ impl bindings::exports::tickstock::plugins::health_metrics::Guest for Component 
         }
     }
 }
+// scaffold: drop-begin
+
+impl bindings::exports::tickstock::plugins::health_packed::Guest for Component {
+    /// `observe` with the symbols cut out of one string (contract 1.1.0).
+    fn observe_packed(
+        symbols: String,
+        ticks: Vec<bindings::exports::tickstock::plugins::health_packed::ObservedTick>,
+        now_ms: i64,
+    ) {
+        let cut = split_symbols(&symbols, ticks.iter().map(|t| t.symbol_len as usize));
+        #[cfg(feature = "test-faults")]
+        test_faults::observe(&cut);
+        STATE.with_borrow_mut(|s| s.observe(&cut, now_ms));
+    }
+}
+
+/// Cuts `symbols` into consecutive pieces of the given byte lengths. A
+/// length past the end or off a character boundary (a host bug) yields an
+/// empty symbol rather than a trap.
+pub fn split_symbols(symbols: &str, lens: impl Iterator<Item = usize>) -> Vec<&str> {
+    let mut at: usize = 0;
+    lens.map(|len| {
+        let piece = symbols.get(at..at.saturating_add(len)).unwrap_or("");
+        at = at.saturating_add(len);
+        piece
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn symbols_are_cut_by_length_and_a_bad_length_gives_an_empty_one() {
+        let cut = super::split_symbols("AAPLMSFTÜX", [4, 4, 1, 3].into_iter());
+        assert_eq!(cut, ["AAPL", "MSFT", "", ""]);
+        assert_eq!(
+            super::split_symbols("AÜX", [1, 2, 1].into_iter()),
+            ["A", "Ü", "X"]
+        );
+        let cut = super::split_symbols("AB", [1, 5, 1].into_iter());
+        assert_eq!(cut, ["A", "", ""]);
+    }
+}
+// scaffold: drop-end

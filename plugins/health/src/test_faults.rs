@@ -10,8 +10,6 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use super::Tick;
-
 /// The calls a fault can be armed for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Call {
@@ -36,12 +34,12 @@ fn spin() -> ! {
 }
 
 /// Before `observe`: acts on the special symbols.
-pub fn observe(ticks: &[Tick]) {
+pub fn observe(symbols: &[&str]) {
     if cfg!(feature = "test-sleep-in-check") {
         sleep_an_hour();
     }
-    for tick in ticks {
-        match tick.symbol.as_str() {
+    for symbol in symbols {
+        match *symbol {
             "SLEEP" => sleep_an_hour(),
             "LOOP" => spin(),
             "REPORT_SLEEP" => ARMED.set(Some(Call::Report)),

@@ -31,11 +31,13 @@
 //! ```
 
 pub mod massive;
+pub mod packed; // scaffold: drop
 
 #[allow(missing_docs, unsafe_code)]
 mod bindings {
     wit_bindgen::generate!({
-        world: "normalizer",
+        // scaffold: use world: "normalizer",
+        world: "normalizer-fast", // scaffold: drop
         path: "../../wit",
     });
 
@@ -92,22 +94,37 @@ impl bindings::exports::tickstock::plugins::normalize::Guest for Component {
     }
 
     fn normalize_frame(frame: String) -> Normalized {
-        // scaffold: drop-begin
-        if cfg!(feature = "test-trap") && frame.contains("\"TRAPME\"") {
-            panic!("test-trap build: refusing a frame with TRAPME");
-        }
-        if cfg!(feature = "test-trap") && frame.contains("\"SPINME\"") {
-            // Runs until the host's deadline stops it.
-            let mut n: u64 = 0;
-            while std::hint::black_box(n) != u64::MAX {
-                n = n.wrapping_add(1);
-            }
-        }
-        if cfg!(feature = "test-sleep") && frame.contains("\"SLEEPME\"") {
-            // What a blocking call in ordinary code does to a plugin.
-            std::thread::sleep(std::time::Duration::from_secs(3600));
-        }
-        // scaffold: drop-end
+        test_faults(&frame); // scaffold: drop
         normalize_frame(&frame)
     }
 }
+// scaffold: drop-begin
+
+impl bindings::exports::tickstock::plugins::normalize_packed::Guest for Component {
+    fn normalize_frame_packed(
+        frame: String,
+    ) -> bindings::exports::tickstock::plugins::normalize_packed::PackedNormalized {
+        test_faults(&frame);
+        packed::normalize_frame_packed(&frame)
+    }
+}
+
+/// The test builds' faults, on both exports (the host calls the packed one
+/// when it is there).
+fn test_faults(frame: &str) {
+    if cfg!(feature = "test-trap") && frame.contains("\"TRAPME\"") {
+        panic!("test-trap build: refusing a frame with TRAPME");
+    }
+    if cfg!(feature = "test-trap") && frame.contains("\"SPINME\"") {
+        // Runs until the host's deadline stops it.
+        let mut n: u64 = 0;
+        while std::hint::black_box(n) != u64::MAX {
+            n = n.wrapping_add(1);
+        }
+    }
+    if cfg!(feature = "test-sleep") && frame.contains("\"SLEEPME\"") {
+        // What a blocking call in ordinary code does to a plugin.
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+// scaffold: drop-end

@@ -127,7 +127,7 @@ fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error>
 /// The `market_tick` wire object (`docs/contract.md`), field order included:
 /// existing consumers compare payloads byte for byte.
 #[derive(Serialize)]
-struct MarketTick<'a> {
+pub struct MarketTick<'a> {
     r#type: &'static str,
     symbol: &'a str,
     price: f64,
@@ -146,40 +146,103 @@ struct MarketTick<'a> {
 /// tickers, the longest, run to ~25 bytes).
 pub const MAX_SYMBOL_BYTES: usize = 64;
 
+/// Where the parser puts what it finds: [`Normalized`] (the `normalize`
+/// export) or [`Packed`] (the `normalize-packed` export, whose strings all
+/// go into one buffer).
+pub trait Output {
+    /// Room for `n` more ticks.
+    fn reserve(&mut self, n: usize);
+    /// An event that produced no tick.
+    fn skip(&mut self, skipped: Skipped);
+    /// A tick, its wire object not yet serialized: returns the
+    /// serialization error, if any (nothing is kept then).
+    fn tick(&mut self, tick: TickFields<'_>, wire: &MarketTick<'_>) -> Result<(), String>;
+}
+
+/// The fields of one tick, borrowed from the frame.
+pub struct TickFields<'a> {
+    /// The symbol.
+    pub symbol: &'a str,
+    /// The price.
+    pub price: f64,
+    /// The size (volume).
+    pub size: u64,
+    /// Unix ms.
+    pub timestamp_ms: i64,
+    /// The sequence number, if any.
+    pub sequence: Option<u64>,
+    /// The event kind.
+    pub kind: EventKind,
+    /// The exchange id, if any.
+    pub exchange: Option<u32>,
+}
+
+impl Output for Normalized {
+    fn reserve(&mut self, n: usize) {
+        self.ticks.reserve(n);
+    }
+
+    fn skip(&mut self, skipped: Skipped) {
+        self.skipped.push(skipped);
+    }
+
+    fn tick(&mut self, t: TickFields<'_>, wire: &MarketTick<'_>) -> Result<(), String> {
+        let payload = serde_json::to_string(wire).map_err(|err| err.to_string())?;
+        self.ticks.push(NormalizedTick {
+            tick: Tick {
+                symbol: t.symbol.to_string(),
+                price: t.price,
+                size: t.size,
+                timestamp_ms: t.timestamp_ms,
+                sequence: t.sequence,
+                kind: Some(t.kind),
+                exchange: t.exchange,
+            },
+            payload,
+        });
+        Ok(())
+    }
+}
+
 /// Normalizes one frame (see the crate docs for the mapping).
 pub fn normalize(frame: &str) -> Normalized {
     let mut out = Normalized {
         ticks: Vec::new(),
         skipped: Vec::new(),
     };
+    normalize_into(frame, &mut out);
+    out
+}
+
+/// Normalizes one frame into `out`.
+pub fn normalize_into(frame: &str, out: &mut impl Output) {
     let trimmed = frame.trim_start();
     // Massive always sends arrays; a lone object is read as a one-event frame.
     if trimmed.starts_with('{') {
         match serde_json::from_str::<RawEvent>(frame) {
-            Ok(event) => push_event(&mut out, event),
-            Err(err) => out.skipped.push(malformed(None, &err.to_string())),
+            Ok(event) => push_event(out, event),
+            Err(err) => out.skip(malformed(None, &err.to_string())),
         }
-        return out;
+        return;
     }
     match serde_json::from_str::<Vec<RawEvent>>(frame) {
         Ok(events) => {
-            out.ticks.reserve(events.len());
+            out.reserve(events.len());
             for event in events {
-                push_event(&mut out, event);
+                push_event(out, event);
             }
         }
-        Err(_) => per_element(frame, &mut out),
+        Err(_) => per_element(frame, out),
     }
-    out
 }
 
 /// Slow path: the frame did not parse as a whole, so parse it as generic JSON
 /// and classify each element on its own.
-fn per_element(frame: &str, out: &mut Normalized) {
+fn per_element(frame: &str, out: &mut impl Output) {
     let values: Vec<serde_json::Value> = match serde_json::from_str(frame) {
         Ok(values) => values,
         Err(err) => {
-            out.skipped.push(malformed(None, &frame_error(frame, &err)));
+            out.skip(malformed(None, &frame_error(frame, &err)));
             return;
         }
     };
@@ -187,7 +250,7 @@ fn per_element(frame: &str, out: &mut Normalized) {
         let ev = value.get("ev").and_then(|v| v.as_str()).map(str::to_string);
         match RawEvent::deserialize(&value) {
             Ok(event) => push_event(out, event),
-            Err(err) => out.skipped.push(malformed(ev, &err.to_string())),
+            Err(err) => out.skip(malformed(ev, &err.to_string())),
         }
     }
 }
@@ -202,12 +265,11 @@ fn frame_error(frame: &str, err: &serde_json::Error) -> String {
     }
 }
 
-fn push_event(out: &mut Normalized, event: RawEvent<'_>) {
+fn push_event(out: &mut impl Output, event: RawEvent<'_>) {
     let ev = match event.ev.as_deref() {
         Some(ev) => ev,
         None => {
-            out.skipped
-                .push(malformed(None, "event has no \"ev\" field"));
+            out.skip(malformed(None, "event has no \"ev\" field"));
             return;
         }
     };
@@ -216,12 +278,12 @@ fn push_event(out: &mut Normalized, event: RawEvent<'_>) {
         "A" => aggregate(out, &event, EventKind::SecondAggregate),
         "AM" => aggregate(out, &event, EventKind::MinuteAggregate),
         "Q" => quote(out, &event),
-        "status" => out.skipped.push(Skipped {
+        "status" => out.skip(Skipped {
             reason: SkipReason::Status,
             ev: Some(ev.to_string()),
             detail: clip(event.status.as_deref().unwrap_or("")),
         }),
-        other => out.skipped.push(Skipped {
+        other => out.skip(Skipped {
             reason: SkipReason::UnknownEvent,
             ev: Some(clip(other)),
             detail: format!("unknown event type {:?}", clip(other)),
@@ -229,9 +291,9 @@ fn push_event(out: &mut Normalized, event: RawEvent<'_>) {
     }
 }
 
-fn trade(out: &mut Normalized, e: &RawEvent<'_>) {
+fn trade(out: &mut impl Output, e: &RawEvent<'_>) {
     let (Some(symbol), Some(price), Some(timestamp)) = (e.sym.as_deref(), e.p, e.t) else {
-        out.skipped.push(missing(
+        out.skip(missing(
             e,
             "T",
             &[
@@ -253,7 +315,7 @@ fn trade(out: &mut Normalized, e: &RawEvent<'_>) {
     );
 }
 
-fn aggregate(out: &mut Normalized, e: &RawEvent<'_>, kind: EventKind) {
+fn aggregate(out: &mut impl Output, e: &RawEvent<'_>, kind: EventKind) {
     let close = match e.c {
         Some(CField::Close(c)) => Some(c),
         _ => None,
@@ -264,7 +326,7 @@ fn aggregate(out: &mut Normalized, e: &RawEvent<'_>, kind: EventKind) {
         "AM"
     };
     let (Some(symbol), Some(price), Some(timestamp)) = (e.sym.as_deref(), close, e.e) else {
-        out.skipped.push(missing(
+        out.skip(missing(
             e,
             ev,
             &[
@@ -278,12 +340,12 @@ fn aggregate(out: &mut Normalized, e: &RawEvent<'_>, kind: EventKind) {
     push_tick(out, symbol, price, e.v.unwrap_or(0), timestamp, e, kind);
 }
 
-fn quote(out: &mut Normalized, e: &RawEvent<'_>) {
+fn quote(out: &mut impl Output, e: &RawEvent<'_>) {
     if e.sym.is_none() {
-        out.skipped.push(missing(e, "Q", &[("sym", false)]));
+        out.skip(missing(e, "Q", &[("sym", false)]));
         return;
     }
-    out.skipped.push(Skipped {
+    out.skip(Skipped {
         reason: SkipReason::NotPublished,
         ev: Some("Q".to_string()),
         detail: "quotes are parsed but not published by this version".to_string(),
@@ -292,7 +354,7 @@ fn quote(out: &mut Normalized, e: &RawEvent<'_>) {
 }
 
 fn push_tick(
-    out: &mut Normalized,
+    out: &mut impl Output,
     symbol: &str,
     price: f64,
     volume: u64,
@@ -303,14 +365,14 @@ fn push_tick(
     if symbol.len() > MAX_SYMBOL_BYTES {
         // Without this, one absurd symbol would make a payload the host
         // refuses, and with it every other tick of the frame.
-        out.skipped.push(malformed(
+        out.skip(malformed(
             e.ev.as_deref().map(str::to_string),
             &format!("symbol is longer than {MAX_SYMBOL_BYTES} bytes"),
         ));
         return;
     }
     if !price.is_finite() {
-        out.skipped.push(malformed(
+        out.skip(malformed(
             e.ev.as_deref().map(str::to_string),
             "price is not a finite number",
         ));
@@ -326,28 +388,18 @@ fn push_tick(
         #[cfg(feature = "test-next")] // scaffold: drop
         sequence: e.q, // scaffold: drop
     };
-    let payload = match serde_json::to_string(&wire) {
-        Ok(payload) => payload,
-        Err(err) => {
-            out.skipped.push(malformed(
-                e.ev.as_deref().map(str::to_string),
-                &err.to_string(),
-            ));
-            return;
-        }
+    let fields = TickFields {
+        symbol,
+        price,
+        size: volume,
+        timestamp_ms: timestamp,
+        sequence: e.q,
+        kind,
+        exchange: e.x,
     };
-    out.ticks.push(NormalizedTick {
-        tick: Tick {
-            symbol: symbol.to_string(),
-            price,
-            size: volume,
-            timestamp_ms: timestamp,
-            sequence: e.q,
-            kind: Some(kind),
-            exchange: e.x,
-        },
-        payload,
-    });
+    if let Err(err) = out.tick(fields, &wire) {
+        out.skip(malformed(e.ev.as_deref().map(str::to_string), &err));
+    }
 }
 
 fn missing(e: &RawEvent<'_>, ev: &str, fields: &[(&str, bool)]) -> Skipped {

@@ -57,6 +57,12 @@ pub fn health_loop_import() -> Vec<u8> {
     read(env!("TICKSTOCK_COMPONENT_HEALTH_LOOP_IMPORT"))
 }
 
+/// The bundled normalizer's parser built against the frozen 1.0.0
+/// contract: exports `normalize@1.0.0` and no packed interface.
+pub fn contract_1_0() -> Vec<u8> {
+    read(env!("TICKSTOCK_COMPONENT_CONTRACT_1_0"))
+}
+
 /// A normalizer that also imports `acme:evil/backdoor`.
 pub fn odd_import() -> Vec<u8> {
     read(env!("TICKSTOCK_COMPONENT_ODD_IMPORT"))

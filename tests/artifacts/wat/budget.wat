@@ -1,5 +1,5 @@
 ;; A test-only normalizer written by hand (the canonical ABI of
-;; `tickstock:plugins/normalize@1.0.0`), for what Rust guests cannot do:
+;; `tickstock:plugins/normalize@1.1.0`), for what Rust guests cannot do:
 ;; two linear memories and a table that grows. The first byte of the frame
 ;; chooses:
 ;;   `m`: grows each of its two memories to about 40 MiB (80 MiB in all);
@@ -24,10 +24,10 @@
     (global.set $heap (i32.add (global.get $heap) (local.get 3)))
     (local.get $at))
 
-  (func (export "tickstock:plugins/normalize@1.0.0#info") (result i32)
+  (func (export "tickstock:plugins/normalize@1.1.0#info") (result i32)
     (i32.const 64))
 
-  (func (export "tickstock:plugins/normalize@1.0.0#normalize-frame")
+  (func (export "tickstock:plugins/normalize@1.1.0#normalize-frame")
     (param $frame i32) (param $len i32) (result i32)
     (if (i32.eq (i32.load8_u (local.get $frame)) (i32.const 109)) ;; 'm'
       (then

@@ -13,7 +13,7 @@ mod bindings {
             }
 
             world odd {
-                include tickstock:plugins/normalizer@1.0.0;
+                include tickstock:plugins/normalizer@1.1.0;
                 import backdoor;
             }
         "#,
