@@ -71,6 +71,24 @@ pub struct LoadedComponent {
     pub(super) pre: InstancePre<PluginCtx>,
 }
 
+impl LoadedComponent {
+    /// Loads an optional export (one the contract added in a minor
+    /// version) with `load`: `None` when the component does not export
+    /// `name` at a compatible version (a component built before it), an
+    /// error when it does but `load` refuses its shape: a wrong export is
+    /// refused, not silently skipped.
+    pub(super) fn optional_export<G>(
+        &self,
+        name: &str,
+        load: impl FnOnce(&InstancePre<PluginCtx>) -> wasmtime::Result<G>,
+    ) -> wasmtime::Result<Option<G>> {
+        if self.pre.component().get_export_index(None, name).is_none() {
+            return Ok(None);
+        }
+        load(&self.pre).map(Some)
+    }
+}
+
 /// The engine and everything shared by all plugin instances.
 ///
 /// Cloning is cheap; the epoch ticker stops when the last clone is dropped.

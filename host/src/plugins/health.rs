@@ -34,16 +34,9 @@ impl World for HealthExports {
     ) -> wasmtime::Result<Self> {
         let plain =
             health_metrics::GuestIndices::new(&component.pre)?.load(&mut *store, instance)?;
-        let offered = component
-            .pre
-            .component()
-            .get_export_index(None, PACKED_EXPORT)
-            .is_some();
-        let packed = if offered {
-            Some(health_packed::GuestIndices::new(&component.pre)?.load(store, instance)?)
-        } else {
-            None
-        };
+        let packed = component.optional_export(PACKED_EXPORT, |pre| {
+            health_packed::GuestIndices::new(pre)?.load(store, instance)
+        })?;
         Ok(HealthExports { plain, packed })
     }
 

@@ -33,18 +33,9 @@ impl World for NormalizerExports {
         instance: &Instance,
     ) -> wasmtime::Result<Self> {
         let plain = normalize::GuestIndices::new(&component.pre)?.load(&mut *store, instance)?;
-        // Absent is fine (a 1.0.0 component); present with the wrong shape
-        // is refused, not silently skipped.
-        let offered = component
-            .pre
-            .component()
-            .get_export_index(None, PACKED_EXPORT)
-            .is_some();
-        let packed = if offered {
-            Some(normalize_packed::GuestIndices::new(&component.pre)?.load(store, instance)?)
-        } else {
-            None
-        };
+        let packed = component.optional_export(PACKED_EXPORT, |pre| {
+            normalize_packed::GuestIndices::new(pre)?.load(store, instance)
+        })?;
         Ok(NormalizerExports { plain, packed })
     }
 
