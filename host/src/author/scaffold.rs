@@ -186,8 +186,12 @@ fn rust_project(name: &str, kind: PluginKind) -> Vec<File> {
             &[
                 ("src/lib.rs", include_str!("../../../plugins/normalizer/src/lib.rs")),
                 ("src/massive.rs", include_str!("../../../plugins/normalizer/src/massive.rs")),
+                (
+                    "src/massive/scan.rs",
+                    include_str!("../../../plugins/normalizer/src/massive/scan.rs"),
+                ),
             ],
-            "- `src/massive.rs`: the parsing and the wire payload, plain Rust with unit tests.",
+            "- `src/massive.rs`: the parsing and the wire payload, plain Rust with unit tests;\n  `src/massive/scan.rs`, its hand-written fast path for ordinary frames\n  (serde_json reads everything else).",
             "the golden frames of `wit/conformance/`, fuzzed and mutated frames\n(never a trap or a timeout), determinism, latency per call and peak\nmemory against the host's limits, and the payload fields against the\ndefault plugin's (what a consumer will see change).",
         ),
         PluginKind::Health => (

@@ -1,10 +1,13 @@
 //! Parsing of Massive stocks events into ticks and their wire payloads.
 //!
 //! A frame is parsed in one pass into [`RawEvent`]s, a flat struct holding
-//! every field any stocks event uses. Only when that fails (some element is
+//! every field any stocks event uses: by the hand-written [`scan`]ner for the
+//! frames Massive sends, by serde_json for anything else. Only when that fails (some element is
 //! not an object, or a field has the wrong type) does the parser fall back to
 //! a per-element parse, so that one bad event costs only itself: every good
 //! event in the same frame still comes through.
+
+mod scan;
 
 use std::borrow::Cow;
 
@@ -222,6 +225,16 @@ pub fn normalize_into(frame: &str, out: &mut impl Output) {
         match serde_json::from_str::<RawEvent>(frame) {
             Ok(event) => push_event(out, event),
             Err(err) => out.skip(malformed(None, &err.to_string())),
+        }
+        return;
+    }
+    // The common case first: the hand-written scanner, which defers to
+    // serde_json on anything it does not read exactly as serde_json would.
+    let mut events = Vec::new();
+    if scan::frame(frame, &mut events).is_some() {
+        out.reserve(events.len());
+        for event in events {
+            push_event(out, event);
         }
         return;
     }
