@@ -48,6 +48,8 @@ fn pin_versions() {
         ("wit-bindgen", "WIT_BINDGEN"),
         ("serde", "SERDE"),
         ("serde_json", "SERDE_JSON"),
+        ("zmij", "ZMIJ"),
+        ("itoa", "ITOA"),
     ] {
         let version = lock
             .split("[[package]]")

@@ -224,6 +224,8 @@ fn rust_project(name: &str, kind: PluginKind) -> Vec<File> {
         ("wit_bindgen", versions.wit_bindgen),
         ("serde", versions.serde),
         ("serde_json", versions.serde_json),
+        ("zmij", versions.zmij),
+        ("itoa", versions.itoa),
     ];
     let mut files: Vec<File> = vec![
         (
@@ -288,6 +290,8 @@ struct Pinned {
     wit_bindgen: &'static str,
     serde: &'static str,
     serde_json: &'static str,
+    zmij: &'static str,
+    itoa: &'static str,
 }
 
 fn pinned_versions() -> Pinned {
@@ -296,6 +300,8 @@ fn pinned_versions() -> Pinned {
         wit_bindgen: env!("TICKSTOCK_PIN_WIT_BINDGEN"),
         serde: env!("TICKSTOCK_PIN_SERDE"),
         serde_json: env!("TICKSTOCK_PIN_SERDE_JSON"),
+        zmij: env!("TICKSTOCK_PIN_ZMIJ"),
+        itoa: env!("TICKSTOCK_PIN_ITOA"),
     }
 }
 

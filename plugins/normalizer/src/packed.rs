@@ -13,18 +13,13 @@ use crate::Skipped;
 /// skips as [`crate::normalize_frame`].
 pub fn normalize_frame_packed(frame: &str) -> PackedNormalized {
     let mut out = Packed {
-        text: Vec::with_capacity(frame.len() + frame.len() / 2),
+        text: String::with_capacity(frame.len() + frame.len() / 2),
         ticks: Vec::new(),
         skipped: Vec::new(),
     };
     massive::normalize_into(frame, &mut out);
-    // Only whole `str`s and serde_json output (always UTF-8) were written,
-    // so this never fails; if it did, a lossy copy would be refused by the
-    // host's span check rather than publish garbage.
-    let text = String::from_utf8(out.text)
-        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned());
     PackedNormalized {
-        text,
+        text: out.text,
         ticks: out.ticks,
         skipped: out.skipped,
     }
@@ -32,7 +27,7 @@ pub fn normalize_frame_packed(frame: &str) -> PackedNormalized {
 
 /// [`Output`] that writes into one buffer.
 struct Packed {
-    text: Vec<u8>,
+    text: String,
     ticks: Vec<PackedTick>,
     skipped: Vec<Skipped>,
 }
@@ -48,9 +43,9 @@ impl Output for Packed {
 
     fn tick(&mut self, t: TickFields<'_>, wire: &MarketTick<'_>) -> Result<(), String> {
         let symbol_start = self.text.len();
-        self.text.extend_from_slice(t.symbol.as_bytes());
+        self.text.push_str(t.symbol);
         let payload_start = self.text.len();
-        if let Err(err) = serde_json::to_writer(&mut self.text, wire) {
+        if let Err(err) = wire.write_json(&mut self.text) {
             self.text.truncate(symbol_start);
             return Err(err.to_string());
         }
