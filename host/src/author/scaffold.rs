@@ -330,7 +330,8 @@ mod tests {
                         "scaffold:",
                         "{{name}}",
                         "{{crate}}",
-                        "../../wit",
+                        // The repository's contract, not the project's copy.
+                        "path: \"../../wit\"",
                         "tickstock_normalizer",
                         "tickstock_health",
                     ] {

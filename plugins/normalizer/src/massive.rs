@@ -551,8 +551,8 @@ mod tests {
                 volume: next() >> (bits % 64),
                 timestamp: next() as i64 >> (bits % 64),
                 source: "massive",
-                #[cfg(feature = "test-next")]
-                sequence: None,
+                #[cfg(feature = "test-next")] // scaffold: drop
+                sequence: None, // scaffold: drop
             };
             let mut ours = String::from("kept ");
             wire.write_json(&mut ours).unwrap();
