@@ -187,6 +187,45 @@ fn huge_results_are_refused_and_counted() {
     assert_eq!(plugin.normalize_frame("ok").unwrap().ticks.len(), 1);
 }
 
+/// A component whose packed result points outside its text: refused with a
+/// clear error (never a panic or garbage published), counted, and the
+/// instance serves the next frame.
+#[test]
+fn packed_results_with_bad_spans_are_refused_and_counted() {
+    let engine = roomy_engine();
+    let component = helpers::load(&engine, PluginKind::Normalizer, &guests::misbehave_packed());
+    let mut plugin = NormalizerPlugin::new(&engine, component).unwrap();
+    assert!(plugin.is_packed());
+    // Its good answers come through the packed export intact.
+    let ok = plugin.normalize_frame("first Ü").unwrap();
+    assert_eq!(
+        (ok.ticks[0].tick.symbol.as_str(), ok.ticks[0].payload.as_str()),
+        ("ECHO", "first Ü")
+    );
+    for (frame, span) in [
+        ("span-outside", "payload span 4+1000000"),
+        ("span-cuts-char", "symbol span 0+1"),
+        ("span-overflow", "symbol span 4294967295+4294967295"),
+    ] {
+        let err = plugin.normalize_frame(frame).unwrap_err();
+        assert!(matches!(err, CallError::BadResult { .. }), "{frame}: {err}");
+        assert_eq!(err.kind(), "bad_result");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("misbehave@0.0.1 returned a malformed result: tick 0: ")
+                && text.contains(span),
+            "{frame}: {text}"
+        );
+    }
+    let stats = plugin.stats();
+    assert_eq!(stats.errors.load(Ordering::Relaxed), 3);
+    assert_eq!(stats.oversized.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        plugin.normalize_frame("still serving").unwrap().ticks[0].payload,
+        "still serving"
+    );
+}
+
 #[test]
 fn a_log_flood_is_cut_and_counted() {
     let mut plugin = misbehaving_on(&roomy_engine());

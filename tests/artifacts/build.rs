@@ -15,6 +15,11 @@ const GUESTS: &[Guest] = &[
         name: "misbehave",
     },
     Guest {
+        package: "tickstock-test-misbehave",
+        features: "packed",
+        name: "misbehave_packed",
+    },
+    Guest {
         package: "tickstock-test-next-major",
         features: "",
         name: "next_major",

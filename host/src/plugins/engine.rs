@@ -82,11 +82,19 @@ impl LoadedComponent {
         name: &str,
         load: impl FnOnce(&InstancePre<PluginCtx>) -> wasmtime::Result<G>,
     ) -> wasmtime::Result<Option<G>> {
-        if self.pre.component().get_export_index(None, name).is_none() {
+        if !exports_compatible(self.pre.component(), name) {
             return Ok(None);
         }
         load(&self.pre).map(Some)
     }
+}
+
+/// Whether `component` exports the interface `name` (`pkg/iface@x.y.z`) at
+/// that version or a semver-compatible one: wasmtime's lookup finds
+/// `@1.2.0` or `@1.1.3` for `@1.1.0` (and bindgen's typed lookup, which
+/// `load` runs next, does the same), never `@2.0.0`.
+fn exports_compatible(component: &Component, name: &str) -> bool {
+    component.get_export_index(None, name).is_some()
 }
 
 /// The engine and everything shared by all plugin instances.
@@ -343,6 +351,39 @@ impl Drop for EpochTicker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The packed exports are found in components built against a later
+    /// 1.x contract, and only there.
+    #[test]
+    fn optional_exports_are_found_at_compatible_versions_only() {
+        let engine = Engine::default();
+        let exporting = |name: &str| {
+            let text = format!(
+                r#"(component
+                    (core module $m (func (export "f")))
+                    (core instance $i (instantiate $m))
+                    (func $f (canon lift (core func $i "f")))
+                    (instance $packed (export "normalize-frame-packed" (func $f)))
+                    (export "{name}" (instance $packed)))"#
+            );
+            Component::new(&engine, wat::parse_str(text).unwrap()).unwrap()
+        };
+        let wanted = crate::plugins::normalizer::PACKED_EXPORT;
+        for (exported, found) in [
+            ("tickstock:plugins/normalize-packed@1.1.0", true),
+            ("tickstock:plugins/normalize-packed@1.1.3", true),
+            ("tickstock:plugins/normalize-packed@1.2.0", true),
+            ("tickstock:plugins/normalize-packed@2.0.0", false),
+            ("tickstock:plugins/normalize-packed@1.1.0-rc1", false),
+            ("tickstock:plugins/normalize@1.1.0", false),
+        ] {
+            assert_eq!(
+                exports_compatible(&exporting(exported), wanted),
+                found,
+                "{wanted} in a component exporting {exported}"
+            );
+        }
+    }
 
     #[test]
     fn headers_are_named() {

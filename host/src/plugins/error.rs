@@ -95,6 +95,15 @@ pub enum CallError {
         /// What was too large.
         what: String,
     },
+    /// The result does not hold together: a packed result whose spans
+    /// fall outside its text or cut a character.
+    #[error("{plugin} returned a malformed result: {what}")]
+    BadResult {
+        /// `name@version` of the plugin.
+        plugin: String,
+        /// What is wrong with it.
+        what: String,
+    },
     /// The call did not come back in time and its thread was abandoned
     /// (see [`super::runner`]); this is what the call returns if it ever
     /// does come back.
@@ -115,7 +124,7 @@ pub enum CallError {
 
 impl CallError {
     /// A short, stable label for metrics (`deadline`, `memory`, `trap`,
-    /// `oversized`, `abandoned`, `reinstantiate`).
+    /// `oversized`, `bad_result`, `abandoned`, `reinstantiate`).
     pub fn kind(&self) -> &'static str {
         match self {
             CallError::Deadline { .. } => "deadline",
@@ -123,6 +132,7 @@ impl CallError {
             CallError::Trap { .. } => "trap",
             CallError::Abandoned { .. } => "abandoned",
             CallError::Oversized { .. } => "oversized",
+            CallError::BadResult { .. } => "bad_result",
             CallError::Reinstantiate { .. } => "reinstantiate",
         }
     }

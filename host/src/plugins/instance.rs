@@ -271,6 +271,16 @@ impl<W: World> Plugin<W> {
         }
     }
 
+    /// Refuses a result that does not hold together (counted as a failed
+    /// call; the instance stays, as it would give the same answer again).
+    pub(super) fn bad_result(&self, what: String) -> CallError {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        CallError::BadResult {
+            plugin: self.label.clone(),
+            what,
+        }
+    }
+
     fn classify(&mut self, err: wasmtime::Error) -> CallError {
         let plugin = self.label.clone();
         let limiter = &mut self.store.data_mut().limiter;

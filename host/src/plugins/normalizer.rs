@@ -77,7 +77,10 @@ impl Plugin<NormalizerExports> {
                 Some(packed) => packed.call_normalize_frame_packed(store, frame),
                 None => Err(wasmtime::Error::msg("the packed export went away")),
             })?;
-            unpack(packed).map_err(|what| self.oversized(what))?
+            unpack(packed).map_err(|(kind, what)| match kind {
+                Refused::TooMany => self.oversized(what),
+                Refused::BadSpan => self.bad_result(what),
+            })?
         } else {
             self.call(|exports, store| exports.plain.call_normalize_frame(store, frame))?
         };
@@ -99,9 +102,18 @@ impl Plugin<NormalizerExports> {
     }
 }
 
+/// Why [`unpack`] refused a packed result.
+#[derive(Debug, PartialEq)]
+enum Refused {
+    /// More ticks than the host takes from one frame.
+    TooMany,
+    /// A span outside the text, or cutting a character.
+    BadSpan,
+}
+
 /// Turns a packed result into the plain one, refusing a span that is
 /// outside the text or cuts a character.
-fn unpack(packed: PackedNormalized) -> Result<Normalized, String> {
+fn unpack(packed: PackedNormalized) -> Result<Normalized, (Refused, String)> {
     let text = packed.text.as_str();
     let span = |i: usize, what: &str, start: u32, len: u32| {
         let start = start as usize;
@@ -109,18 +121,24 @@ fn unpack(packed: PackedNormalized) -> Result<Normalized, String> {
             .checked_add(len as usize)
             .and_then(|end| text.get(start..end))
             .ok_or_else(|| {
-                format!(
-                    "tick {i}: {what} span {start}+{len} is outside the packed text ({} bytes) or cuts a character",
-                    text.len()
+                (
+                    Refused::BadSpan,
+                    format!(
+                        "tick {i}: {what} span {start}+{len} is outside the packed text ({} bytes) or cuts a character",
+                        text.len()
+                    ),
                 )
             })
     };
     // The bound applies before anything is copied.
     if packed.ticks.len() > super::limits::MAX_TICKS_PER_FRAME {
-        return Err(format!(
-            "{} ticks from one frame (at most {})",
-            packed.ticks.len(),
-            super::limits::MAX_TICKS_PER_FRAME
+        return Err((
+            Refused::TooMany,
+            format!(
+                "{} ticks from one frame (at most {})",
+                packed.ticks.len(),
+                super::limits::MAX_TICKS_PER_FRAME
+            ),
         ));
     }
     let ticks = packed
@@ -141,7 +159,7 @@ fn unpack(packed: PackedNormalized) -> Result<Normalized, String> {
                 payload: span(i, "payload", t.payload_start, t.payload_len)?.to_string(),
             })
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Normalized {
         ticks,
         skipped: packed.skipped,
@@ -183,11 +201,12 @@ mod tests {
 
     #[test]
     fn a_span_outside_the_text_or_inside_a_character_is_refused() {
-        let err = unpack(packed("AAPL{}", [(0, 4), (4, 3)])).unwrap_err();
+        let (kind, err) = unpack(packed("AAPL{}", [(0, 4), (4, 3)])).unwrap_err();
+        assert_eq!(kind, Refused::BadSpan);
         assert!(err.contains("payload span 4+3"), "{err}");
-        let err = unpack(packed("AAPL{}", [(u32::MAX, 4), (0, 1)])).unwrap_err();
+        let (_, err) = unpack(packed("AAPL{}", [(u32::MAX, 4), (0, 1)])).unwrap_err();
         assert!(err.contains("symbol span"), "{err}");
-        let err = unpack(packed("Ü{}", [(0, 1), (2, 2)])).unwrap_err();
+        let (_, err) = unpack(packed("Ü{}", [(0, 1), (2, 2)])).unwrap_err();
         assert!(err.contains("cuts a character"), "{err}");
     }
 }

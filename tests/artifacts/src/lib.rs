@@ -7,6 +7,12 @@ pub fn misbehave() -> Vec<u8> {
     read(env!("TICKSTOCK_COMPONENT_MISBEHAVE"))
 }
 
+/// The same, also exporting `normalize-packed` (which the host then calls),
+/// with bad spans on request.
+pub fn misbehave_packed() -> Vec<u8> {
+    read(env!("TICKSTOCK_COMPONENT_MISBEHAVE_PACKED"))
+}
+
 /// A normalizer built against `tickstock:plugins@2.0.0`.
 pub fn next_major() -> Vec<u8> {
     read(env!("TICKSTOCK_COMPONENT_NEXT_MAJOR"))

@@ -15,10 +15,18 @@
 //!   the guest see (environment, files, clock), as JSON;
 //! - anything else: one tick whose payload is the frame, so a test can see
 //!   the instance serving again after a failure.
+//!
+//! Built with the `packed` feature it also exports `normalize-packed`, which
+//! the host then calls instead: the same answers, packed, except that
+//! `span-outside`, `span-cuts-char` and `span-overflow` return a tick whose
+//! spans the host must refuse.
 
 #[allow(missing_docs, unsafe_code)]
 mod bindings {
+    #[cfg(not(feature = "packed"))]
     wit_bindgen::generate!({ world: "normalizer", path: "../../../wit" });
+    #[cfg(feature = "packed")]
+    wit_bindgen::generate!({ world: "normalizer-fast", path: "../../../wit" });
     use super::Component;
     export!(Component with_types_in crate::bindings);
 }
@@ -131,5 +139,64 @@ fn echo(payload: String) -> Normalized {
             payload,
         }],
         skipped: Vec::new(),
+    }
+}
+
+#[cfg(feature = "packed")]
+mod packed {
+    use super::bindings::exports::tickstock::plugins::normalize_packed::{
+        Guest, PackedNormalized, PackedTick,
+    };
+    use super::Component;
+
+    impl Guest for Component {
+        fn normalize_frame_packed(frame: String) -> PackedNormalized {
+            // (text, symbol span, payload span) of a bad answer.
+            let bad: Option<(&str, (u32, u32), (u32, u32))> = match frame.as_str() {
+                "span-outside" => Some(("ECHO{}", (0, 4), (4, 1_000_000))),
+                // `Ü` is two bytes: a one-byte symbol cuts it.
+                "span-cuts-char" => Some(("Ü{}", (0, 1), (2, 2))),
+                "span-overflow" => Some(("ECHO{}", (u32::MAX, u32::MAX), (4, 2))),
+                _ => None,
+            };
+            if let Some((text, symbol, payload)) = bad {
+                return PackedNormalized {
+                    text: text.to_string(),
+                    ticks: vec![tick(symbol, payload, 1.0)],
+                    skipped: Vec::new(),
+                };
+            }
+            let plain = <Component as super::Guest>::normalize_frame(frame);
+            let mut text = String::new();
+            let mut ticks = Vec::with_capacity(plain.ticks.len());
+            for t in &plain.ticks {
+                let at = |text: &String| u32::try_from(text.len()).unwrap_or(u32::MAX);
+                let symbol = (at(&text), t.tick.symbol.len() as u32);
+                text.push_str(&t.tick.symbol);
+                let payload = (at(&text), t.payload.len() as u32);
+                text.push_str(&t.payload);
+                ticks.push(tick(symbol, payload, t.tick.price));
+            }
+            PackedNormalized {
+                text,
+                ticks,
+                skipped: plain.skipped,
+            }
+        }
+    }
+
+    fn tick(symbol: (u32, u32), payload: (u32, u32), price: f64) -> PackedTick {
+        PackedTick {
+            symbol_start: symbol.0,
+            symbol_len: symbol.1,
+            payload_start: payload.0,
+            payload_len: payload.1,
+            price,
+            size: 1,
+            timestamp_ms: 0,
+            sequence: None,
+            kind: None,
+            exchange: None,
+        }
     }
 }
