@@ -5,6 +5,7 @@
 //! elements/s, i.e. ticks/s.
 //!
 //! `cargo bench -p tickstock --bench normalize`
+//! (`TICKSTOCK_BENCH_NORMALIZER=FILE` to measure another component)
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,11 +19,14 @@ use tickstock::plugins::{embedded, Limits, NormalizerPlugin, PluginEngine, Plugi
 
 fn normalize(c: &mut Criterion) {
     let engine = PluginEngine::new(Limits::default(), None).unwrap();
-    let component = Arc::new(
-        engine
-            .load(PluginKind::Normalizer, embedded::NORMALIZER)
-            .unwrap(),
-    );
+    // `TICKSTOCK_BENCH_NORMALIZER=FILE` measures another build of the
+    // normalizer (e.g. one left unstripped, for `perf` to name its
+    // functions with `TICKSTOCK_WASM_PERF_MAP=1`).
+    let bytes = match std::env::var_os("TICKSTOCK_BENCH_NORMALIZER") {
+        Some(path) => std::fs::read(&path).unwrap(),
+        None => embedded::NORMALIZER.to_vec(),
+    };
+    let component = Arc::new(engine.load(PluginKind::Normalizer, &bytes).unwrap());
     let mut wasm = NormalizerPlugin::new(&engine, component).unwrap();
 
     let mut group = c.benchmark_group("normalize");

@@ -217,9 +217,14 @@ fn packed_results_with_bad_spans_are_refused_and_counted() {
             "{frame}: {text}"
         );
     }
+    // Too many packed ticks is an oversized result, as in the plain form.
+    let err = plugin.normalize_frame("huge-output").unwrap_err();
+    assert!(matches!(err, CallError::Oversized { .. }), "{err}");
     let stats = plugin.stats();
-    assert_eq!(stats.errors.load(Ordering::Relaxed), 3);
-    assert_eq!(stats.oversized.load(Ordering::Relaxed), 0);
+    assert_eq!(stats.errors.load(Ordering::Relaxed), 4);
+    assert_eq!(stats.oversized.load(Ordering::Relaxed), 1);
+    // A refused result leaves the instance: it would answer the same.
+    assert_eq!(plugin.restarts(), 0);
     assert_eq!(
         plugin.normalize_frame("still serving").unwrap().ticks[0].payload,
         "still serving"

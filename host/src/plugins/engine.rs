@@ -90,9 +90,12 @@ impl LoadedComponent {
 }
 
 /// Whether `component` exports the interface `name` (`pkg/iface@x.y.z`) at
-/// that version or a semver-compatible one: wasmtime's lookup finds
-/// `@1.2.0` or `@1.1.3` for `@1.1.0` (and bindgen's typed lookup, which
-/// `load` runs next, does the same), never `@2.0.0`.
+/// any version of the same major: wasmtime's lookup takes the exact name,
+/// or else the highest `1.x` the component exports (`@1.2.0`, `@1.1.3`, and
+/// also an older `@1.0.0`), never `@2.0.0` or a pre-release. bindgen's
+/// typed lookup, which `load` runs next, finds the same export and checks
+/// its functions' types, so a same-named export of another shape is
+/// refused there.
 fn exports_compatible(component: &Component, name: &str) -> bool {
     component.get_export_index(None, name).is_some()
 }
@@ -373,6 +376,8 @@ mod tests {
             ("tickstock:plugins/normalize-packed@1.1.0", true),
             ("tickstock:plugins/normalize-packed@1.1.3", true),
             ("tickstock:plugins/normalize-packed@1.2.0", true),
+            // (No 1.0 had it; were one exported, its types are checked next.)
+            ("tickstock:plugins/normalize-packed@1.0.0", true),
             ("tickstock:plugins/normalize-packed@2.0.0", false),
             ("tickstock:plugins/normalize-packed@1.1.0-rc1", false),
             ("tickstock:plugins/normalize@1.1.0", false),

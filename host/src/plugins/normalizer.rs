@@ -69,8 +69,10 @@ impl World for NormalizerExports {
 pub type NormalizerPlugin = Plugin<NormalizerExports>;
 
 impl Plugin<NormalizerExports> {
-    /// Normalizes one frame. On error the instance has been replaced and the
-    /// next call is served by a fresh one.
+    /// Normalizes one frame. After a trap, deadline or memory limit the
+    /// instance has been replaced and the next call is served by a fresh
+    /// one; a refused result (oversized, or a packed one with bad spans)
+    /// leaves the instance as it is.
     pub fn normalize_frame(&mut self, frame: &str) -> Result<Normalized, CallError> {
         let out = if self.exports().packed.is_some() {
             let packed = self.call(|exports, store| match &exports.packed {
@@ -204,9 +206,11 @@ mod tests {
         let (kind, err) = unpack(packed("AAPL{}", [(0, 4), (4, 3)])).unwrap_err();
         assert_eq!(kind, Refused::BadSpan);
         assert!(err.contains("payload span 4+3"), "{err}");
-        let (_, err) = unpack(packed("AAPL{}", [(u32::MAX, 4), (0, 1)])).unwrap_err();
+        let (kind, err) = unpack(packed("AAPL{}", [(u32::MAX, 4), (0, 1)])).unwrap_err();
+        assert_eq!(kind, Refused::BadSpan);
         assert!(err.contains("symbol span"), "{err}");
-        let (_, err) = unpack(packed("Ü{}", [(0, 1), (2, 2)])).unwrap_err();
+        let (kind, err) = unpack(packed("Ü{}", [(0, 1), (2, 2)])).unwrap_err();
+        assert_eq!(kind, Refused::BadSpan);
         assert!(err.contains("cuts a character"), "{err}");
     }
 }

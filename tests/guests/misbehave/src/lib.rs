@@ -156,6 +156,7 @@ mod packed {
                 "span-outside" => Some(("ECHO{}", (0, 4), (4, 1_000_000))),
                 // `Ü` is two bytes: a one-byte symbol cuts it.
                 "span-cuts-char" => Some(("Ü{}", (0, 1), (2, 2))),
+                // start + len overflows a u32 (the host adds them as usize).
                 "span-overflow" => Some(("ECHO{}", (u32::MAX, u32::MAX), (4, 2))),
                 _ => None,
             };
