@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use tickstock::bus::{BusStats, Channels};
 
 use crate::helpers::{
-    self, assert_schema, role, schema, wait_until, Child, Consumer, RedisServer, TestHost,
+    self, assert_schema, redis_and_consumer, role, schema, wait_until, Child, Consumer,
+    RedisServer, TestHost,
 };
 
 const SECS: Duration = Duration::from_secs(30);
@@ -421,6 +422,41 @@ async fn the_default_command_runs_the_whole_flow_without_redis_or_key() {
     assert_eq!(status["session"]["universe"], "market_leaders:top_500");
     assert_eq!(status["session"]["symbol_count"], 500);
     assert_eq!(status["feed"]["connected"], true);
+}
+
+/// A burst far larger than one pipeline goes out as several pipelines in
+/// flight at once: every message must still arrive, once, in the order it
+/// was offered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_through_the_redis_bus_arrives_complete_and_in_order() {
+    const N: u64 = 60_000;
+    let (redis, ch, consumer) = redis_and_consumer("burst").await;
+    let bus = tickstock::bus::Bus::redis(
+        &tickstock::secret::Secret::new(redis.url()),
+        ch.clone(),
+        N as usize,
+    )
+    .unwrap();
+    let ticks = bus.ticks_channel().clone();
+    for n in 0..N {
+        assert!(bus.publish(&ticks, format!("{{\"n\":{n}}}")), "dropped {n}");
+    }
+    wait_until("the whole burst delivered", SECS, || {
+        consumer.count(&ch.ticks()) as u64 >= N
+    })
+    .await;
+    let seen: Vec<u64> = consumer
+        .on(&ch.ticks())
+        .iter()
+        .map(|m| m.json["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seen.len() as u64, N);
+    if let Some(i) = (1..seen.len()).find(|&i| seen[i] != seen[i - 1] + 1) {
+        panic!("out of order at {i}: {} then {}", seen[i - 1], seen[i]);
+    }
+    let stats = bus.stats();
+    assert_eq!(BusStats::get(&stats.ticks_published), N);
+    assert_eq!(BusStats::get(&stats.ticks_unconfirmed), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -199,7 +199,10 @@ fn packed_results_with_bad_spans_are_refused_and_counted() {
     // Its good answers come through the packed export intact.
     let ok = plugin.normalize_frame("first Ü").unwrap();
     assert_eq!(
-        (ok.ticks[0].tick.symbol.as_str(), ok.ticks[0].payload.as_str()),
+        (
+            ok.ticks[0].tick.symbol.as_str(),
+            ok.ticks[0].payload.as_str()
+        ),
         ("ECHO", "first Ü")
     );
     for (frame, span) in [

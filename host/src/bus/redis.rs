@@ -1,8 +1,12 @@
-//! The Redis bus: a publisher task that sends batches as pipelines, and a
-//! task per subscription; both reconnect with backoff.
+//! The Redis bus: a publisher task that sends batches as pipelines (a few
+//! in flight at once, in order), and a thread per subscription; both
+//! reconnect with backoff.
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -112,16 +116,19 @@ impl KindName for redis::RedisError {
     }
 }
 
-/// Sends what is offered, in order, one pipeline per batch, and reads each
-/// message's own reply. The guarantee: **no message is published twice.**
+/// Sends what is offered, in order, one pipeline per batch, with up to
+/// [`PIPELINES_IN_FLIGHT`] pipelines sent before the oldest one's replies
+/// are read (so Redis works on one while the next is encoded and sent),
+/// and reads each message's own reply. The guarantee: **no message is
+/// published twice, and none out of order.**
 /// - A message Redis refuses (an error reply, e.g. `NOPERM` from an ACL)
 ///   is dropped and counted by reason; the rest of its batch is published.
 /// - A batch not yet sent when the connection is down waits (in order) and
 ///   is sent after the reconnect; while Redis is down the channel fills and
 ///   `publish` starts dropping (counted).
-/// - A batch whose connection failed after it was sent (an error or a
-///   timeout before the replies) may have been applied: it is counted as
-///   `unconfirmed`, not resent.
+/// - Batches whose connection failed after they were sent (an error or a
+///   timeout before the replies) may have been applied: they are counted
+///   as `unconfirmed`, not resent.
 async fn publisher(
     client: redis::Client,
     mut rx: mpsc::Receiver<Message>,
@@ -132,12 +139,17 @@ async fn publisher(
     let mut conn: Option<redis::aio::MultiplexedConnection> = None;
     let mut backoff = backoff();
     let mut batch: Vec<Message> = Vec::with_capacity(MAX_PIPELINE);
+    let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(PIPELINES_IN_FLIGHT);
     let mut down_since: Option<std::time::Instant> = None;
     loop {
-        if batch.is_empty() {
-            match rx.recv().await {
-                Some(m) => batch.push(m),
-                None => return,
+        // Take the next batch, unless the pipe is full: wait for one only
+        // when nothing is in flight, else take what is already queued.
+        if batch.is_empty() && in_flight.len() < PIPELINES_IN_FLIGHT {
+            if in_flight.is_empty() {
+                match rx.recv().await {
+                    Some(m) => batch.push(m),
+                    None => return,
+                }
             }
             while batch.len() < MAX_PIPELINE {
                 match rx.try_recv() {
@@ -146,36 +158,54 @@ async fn publisher(
                 }
             }
         }
-        let failure = match conn.as_mut() {
-            None => match connect(&client).await {
-                Ok(c) => {
-                    if let Some(since) = down_since.take() {
-                        stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(
-                            down_s = since.elapsed().as_secs_f64(),
-                            "Redis publisher reconnected"
-                        );
+        let failure = if !batch.is_empty() && in_flight.len() < PIPELINES_IN_FLIGHT {
+            match conn.as_ref() {
+                None => match connect(&client).await {
+                    Ok(c) => {
+                        if let Some(since) = down_since.take() {
+                            stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(
+                                down_s = since.elapsed().as_secs_f64(),
+                                "Redis publisher reconnected"
+                            );
+                        }
+                        stats.set_publisher_down(false);
+                        conn = Some(c);
+                        continue;
                     }
-                    stats.set_publisher_down(false);
-                    conn = Some(c);
+                    // Nothing was sent: the batch waits for the next attempt.
+                    Err(what) => what,
+                },
+                Some(connection) => {
+                    let sent = std::mem::replace(&mut batch, Vec::with_capacity(MAX_PIPELINE));
+                    in_flight.push_back(InFlight::send(connection, sent).await);
                     continue;
                 }
-                // Nothing was sent: the batch waits for the next attempt.
-                Err(what) => what,
-            },
-            Some(connection) => match send(connection, &batch, &stats, &ticks).await {
+            }
+        } else {
+            // The pipe is full, or nothing more is queued: settle the oldest.
+            let Some(oldest) = in_flight.pop_front() else {
+                continue;
+            };
+            let outcome = match oldest.replies.await {
+                Ok(replies) => settle(&oldest.batch, replies, &stats, &ticks),
+                Err(what) => Err(what),
+            };
+            match outcome {
                 Ok(()) => {
-                    batch.clear();
                     backoff = self::backoff();
                     continue;
                 }
                 Err(what) => {
-                    unconfirmed(&batch, &stats, &ticks);
-                    batch.clear();
+                    unconfirmed(&oldest.batch, &stats, &ticks);
                     what
                 }
-            },
+            }
         };
+        // The connection failed: whatever else was sent on it is unknown.
+        for lost in in_flight.drain(..) {
+            unconfirmed(&lost.batch, &stats, &ticks);
+        }
         conn = None;
         fail(&stats, &mut down_since, &failure);
         if wait(&cancel, backoff.step()).await {
@@ -188,6 +218,92 @@ async fn publisher(
             return;
         }
     }
+}
+
+/// Pipelines sent and not yet answered, at most. Two already keep Redis
+/// busy while the publisher encodes the next; more only add to what a
+/// failed connection leaves unconfirmed.
+const PIPELINES_IN_FLIGHT: usize = 4;
+
+/// The replies to one pipeline, or why they did not come.
+type Replies = std::pin::Pin<Box<dyn Future<Output = Result<Vec<redis::Value>, String>> + Send>>;
+
+/// A pipeline sent on the connection, its replies still to come.
+struct InFlight {
+    batch: Vec<Message>,
+    replies: Replies,
+}
+
+impl InFlight {
+    /// Encodes `batch` as one pipeline and hands it to the connection
+    /// before returning: requests are queued on the connection's writer in
+    /// the order `send` is called, which keeps the batches in order on the
+    /// wire.
+    async fn send(connection: &redis::aio::MultiplexedConnection, batch: Vec<Message>) -> Self {
+        use redis::aio::ConnectionLike;
+        let mut pipe = redis::pipe();
+        for m in &batch {
+            pipe.publish(&*m.channel, &m.payload);
+        }
+        let mut connection = connection.clone();
+        let count = batch.len();
+        let mut replies: Replies = Box::pin(async move {
+            match tokio::time::timeout(
+                COMMAND_TIMEOUT,
+                connection.req_packed_commands(&pipe, 0, count),
+            )
+            .await
+            {
+                Ok(Ok(replies)) => Ok(replies),
+                Ok(Err(e)) => Err(format!("publish failed: {}", e.kind_name())),
+                Err(_) => Err("publish timed out".to_string()),
+            }
+        });
+        // The first poll queues the request (the connection's queue holds
+        // far more than PIPELINES_IN_FLIGHT requests); the replies are
+        // awaited later, oldest first.
+        if let Poll::Ready(done) =
+            std::future::poll_fn(|cx| Poll::Ready(replies.as_mut().poll(cx))).await
+        {
+            replies = Box::pin(std::future::ready(done));
+        }
+        InFlight { batch, replies }
+    }
+}
+
+/// Counts each message of an answered batch by its reply. `Err`: the
+/// replies do not match the batch (the connection is then distrusted).
+fn settle(
+    batch: &[Message],
+    replies: Vec<redis::Value>,
+    stats: &BusStats,
+    ticks: &str,
+) -> Result<(), String> {
+    if replies.len() != batch.len() {
+        return Err(format!(
+            "{} replies to a pipeline of {}",
+            replies.len(),
+            batch.len()
+        ));
+    }
+    // Counted once per batch: one atomic add per message is measurable at
+    // hundreds of thousands of messages a second.
+    let (mut published, mut ticks_published) = (0, 0);
+    for (message, reply) in batch.iter().zip(replies) {
+        let is_tick = *message.channel == *ticks;
+        match reply {
+            redis::Value::ServerError(err) => refused(stats, message, err.code(), is_tick),
+            _ => {
+                published += 1;
+                ticks_published += u64::from(is_tick);
+            }
+        }
+    }
+    stats.published.fetch_add(published, Ordering::Relaxed);
+    stats
+        .ticks_published
+        .fetch_add(ticks_published, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Counts what the publisher still held when it was stopped.
@@ -211,56 +327,6 @@ async fn connect(client: &redis::Client) -> Result<redis::aio::MultiplexedConnec
         Ok(Err(e)) => Err(format!("connect failed: {}", e.kind_name())),
         Err(_) => Err("connect timed out".into()),
     }
-}
-
-/// Sends `batch` as one pipeline and counts each message's outcome. `Err`:
-/// the connection failed before every reply came.
-async fn send(
-    connection: &mut redis::aio::MultiplexedConnection,
-    batch: &[Message],
-    stats: &BusStats,
-    ticks: &str,
-) -> Result<(), String> {
-    use redis::aio::ConnectionLike;
-    let mut pipe = redis::pipe();
-    for m in batch {
-        pipe.publish(&*m.channel, &m.payload);
-    }
-    let replies = match tokio::time::timeout(
-        COMMAND_TIMEOUT,
-        connection.req_packed_commands(&pipe, 0, batch.len()),
-    )
-    .await
-    {
-        Ok(Ok(replies)) if replies.len() == batch.len() => replies,
-        Ok(Ok(replies)) => {
-            return Err(format!(
-                "{} replies to a pipeline of {}",
-                replies.len(),
-                batch.len()
-            ))
-        }
-        Ok(Err(e)) => return Err(format!("publish failed: {}", e.kind_name())),
-        Err(_) => return Err("publish timed out".into()),
-    };
-    // Counted once per batch: one atomic add per message is measurable at
-    // hundreds of thousands of messages a second.
-    let (mut published, mut ticks_published) = (0, 0);
-    for (message, reply) in batch.iter().zip(replies) {
-        let is_tick = *message.channel == *ticks;
-        match reply {
-            redis::Value::ServerError(err) => refused(stats, message, err.code(), is_tick),
-            _ => {
-                published += 1;
-                ticks_published += u64::from(is_tick);
-            }
-        }
-    }
-    stats.published.fetch_add(published, Ordering::Relaxed);
-    stats
-        .ticks_published
-        .fetch_add(ticks_published, Ordering::Relaxed);
-    Ok(())
 }
 
 /// Counts (and, now and then, logs) a message Redis refused.
