@@ -429,7 +429,9 @@ async fn the_default_command_runs_the_whole_flow_without_redis_or_key() {
 /// was offered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_through_the_redis_bus_arrives_complete_and_in_order() {
-    const N: u64 = 60_000;
+    // Far more batches than tokio's cooperative budget covers (~60), so a
+    // send that the budget postpones would show as a reordering.
+    const N: u64 = 200_000;
     let (redis, ch, consumer) = redis_and_consumer("burst").await;
     let bus = tickstock::bus::Bus::redis(
         &tickstock::secret::Secret::new(redis.url()),
@@ -457,6 +459,53 @@ async fn a_burst_through_the_redis_bus_arrives_complete_and_in_order() {
     let stats = bus.stats();
     assert_eq!(BusStats::get(&stats.ticks_published), N);
     assert_eq!(BusStats::get(&stats.ticks_unconfirmed), 0);
+    assert_eq!(BusStats::get(&stats.dropped), 0);
+    assert_eq!(BusStats::get(&stats.refused), 0);
+    assert_eq!(stats.in_flight(), 0);
+}
+
+/// A message offered after Redis died, on a connection the publisher has
+/// not yet seen fail, never left the host: it must wait for the reconnect
+/// and be published then, not be written off as unconfirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_offered_after_redis_died_are_published_after_the_reconnect() {
+    let mut redis = RedisServer::start();
+    let prefix = helpers::prefix("resend");
+    let ch = Channels::new(prefix.clone());
+    let consumer = Consumer::start(&redis.url(), &prefix).await;
+    let bus = tickstock::bus::Bus::redis(
+        &tickstock::secret::Secret::new(redis.url()),
+        ch.clone(),
+        1_000,
+    )
+    .unwrap();
+    let ticks = bus.ticks_channel().clone();
+    assert!(bus.publish(&ticks, r#"{"n":0}"#.to_string()));
+    wait_until("the first message", SECS, || {
+        consumer.count(&ch.ticks()) == 1
+    })
+    .await;
+    redis.kill();
+    // Long enough for the connection's reader to see the socket close.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for n in 1..=10 {
+        assert!(bus.publish(&ticks, format!("{{\"n\":{n}}}")));
+    }
+    let stats = bus.stats().clone();
+    wait_until("the publisher notices", SECS, || !stats.is_connected()).await;
+    redis.restart();
+    wait_until("all eleven delivered", SECS, || {
+        consumer.count(&ch.ticks()) == 11
+    })
+    .await;
+    let seen: Vec<u64> = consumer
+        .on(&ch.ticks())
+        .iter()
+        .map(|m| m.json["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seen, (0..=10).collect::<Vec<_>>());
+    assert_eq!(BusStats::get(&stats.ticks_unconfirmed), 0);
+    assert_eq!(BusStats::get(&stats.ticks_published), 11);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
