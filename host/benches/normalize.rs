@@ -23,7 +23,7 @@ fn normalize(c: &mut Criterion) {
     // normalizer (e.g. one left unstripped, for `perf` to name its
     // functions with `TICKSTOCK_WASM_PERF_MAP=1`).
     let bytes = match std::env::var_os("TICKSTOCK_BENCH_NORMALIZER") {
-        Some(path) => std::fs::read(&path).unwrap(),
+        Some(path) => std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path:?}: {e}")),
         None => embedded::NORMALIZER.to_vec(),
     };
     let component = Arc::new(engine.load(PluginKind::Normalizer, &bytes).unwrap());

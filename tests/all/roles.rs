@@ -424,6 +424,35 @@ async fn the_default_command_runs_the_whole_flow_without_redis_or_key() {
     assert_eq!(status["feed"]["connected"], true);
 }
 
+/// A Redis bus of its own on `redis`, buffering up to `buffer` messages.
+fn redis_bus(redis: &RedisServer, ch: &Channels, buffer: usize) -> tickstock::bus::Bus {
+    tickstock::bus::Bus::redis(
+        &tickstock::secret::Secret::new(redis.url()),
+        ch.clone(),
+        buffer,
+    )
+    .unwrap()
+}
+
+/// Publishes `{"n":N}` on the ticks channel for every N of `numbers`; none
+/// may be dropped.
+fn publish_numbered(bus: &tickstock::bus::Bus, numbers: std::ops::Range<u64>) {
+    let ticks = bus.ticks_channel().clone();
+    for n in numbers {
+        assert!(bus.publish(&ticks, format!("{{\"n\":{n}}}")), "dropped {n}");
+    }
+}
+
+/// The `n` of every message the consumer saw on the ticks channel, in
+/// arrival order.
+fn numbers_seen(consumer: &Consumer, ch: &Channels) -> Vec<u64> {
+    consumer
+        .on(&ch.ticks())
+        .iter()
+        .map(|m| m.json["n"].as_u64().unwrap())
+        .collect()
+}
+
 /// A burst far larger than one pipeline goes out as several pipelines in
 /// flight at once: every message must still arrive, once, in the order it
 /// was offered.
@@ -433,25 +462,13 @@ async fn a_burst_through_the_redis_bus_arrives_complete_and_in_order() {
     // send that the budget postpones would show as a reordering.
     const N: u64 = 200_000;
     let (redis, ch, consumer) = redis_and_consumer("burst").await;
-    let bus = tickstock::bus::Bus::redis(
-        &tickstock::secret::Secret::new(redis.url()),
-        ch.clone(),
-        N as usize,
-    )
-    .unwrap();
-    let ticks = bus.ticks_channel().clone();
-    for n in 0..N {
-        assert!(bus.publish(&ticks, format!("{{\"n\":{n}}}")), "dropped {n}");
-    }
+    let bus = redis_bus(&redis, &ch, N as usize);
+    publish_numbered(&bus, 0..N);
     wait_until("the whole burst delivered", SECS, || {
         consumer.count(&ch.ticks()) as u64 >= N
     })
     .await;
-    let seen: Vec<u64> = consumer
-        .on(&ch.ticks())
-        .iter()
-        .map(|m| m.json["n"].as_u64().unwrap())
-        .collect();
+    let seen = numbers_seen(&consumer, &ch);
     assert_eq!(seen.len() as u64, N);
     if let Some(i) = (1..seen.len()).find(|&i| seen[i] != seen[i - 1] + 1) {
         panic!("out of order at {i}: {} then {}", seen[i - 1], seen[i]);
@@ -473,14 +490,8 @@ async fn messages_offered_after_redis_died_are_published_after_the_reconnect() {
     let prefix = helpers::prefix("resend");
     let ch = Channels::new(prefix.clone());
     let consumer = Consumer::start(&redis.url(), &prefix).await;
-    let bus = tickstock::bus::Bus::redis(
-        &tickstock::secret::Secret::new(redis.url()),
-        ch.clone(),
-        1_000,
-    )
-    .unwrap();
-    let ticks = bus.ticks_channel().clone();
-    assert!(bus.publish(&ticks, r#"{"n":0}"#.to_string()));
+    let bus = redis_bus(&redis, &ch, 1_000);
+    publish_numbered(&bus, 0..1);
     wait_until("the first message", SECS, || {
         consumer.count(&ch.ticks()) == 1
     })
@@ -488,9 +499,7 @@ async fn messages_offered_after_redis_died_are_published_after_the_reconnect() {
     redis.kill();
     // Long enough for the connection's reader to see the socket close.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    for n in 1..=10 {
-        assert!(bus.publish(&ticks, format!("{{\"n\":{n}}}")));
-    }
+    publish_numbered(&bus, 1..11);
     let stats = bus.stats().clone();
     wait_until("the publisher notices", SECS, || !stats.is_connected()).await;
     redis.restart();
@@ -498,12 +507,7 @@ async fn messages_offered_after_redis_died_are_published_after_the_reconnect() {
         consumer.count(&ch.ticks()) == 11
     })
     .await;
-    let seen: Vec<u64> = consumer
-        .on(&ch.ticks())
-        .iter()
-        .map(|m| m.json["n"].as_u64().unwrap())
-        .collect();
-    assert_eq!(seen, (0..=10).collect::<Vec<_>>());
+    assert_eq!(numbers_seen(&consumer, &ch), (0..=10).collect::<Vec<_>>());
     assert_eq!(BusStats::get(&stats.ticks_unconfirmed), 0);
     assert_eq!(BusStats::get(&stats.ticks_published), 11);
 }

@@ -197,11 +197,8 @@ async fn publisher(
             let Some(oldest) = in_flight.pop_front() else {
                 continue;
             };
-            let outcome = match oldest.replies.await {
-                Ok(replies) => settle(&oldest.batch, replies, &stats, &ticks),
-                Err(what) => Err(what),
-            };
-            match outcome {
+            let outcome = oldest.replies.await;
+            match outcome.and_then(|replies| settle(&oldest.batch, replies, &stats, &ticks)) {
                 Ok(()) => {
                     backoff = self::backoff();
                     continue;

@@ -1,11 +1,11 @@
 //! Parsing of Massive stocks events into ticks and their wire payloads.
 //!
 //! A frame is parsed in one pass into [`RawEvent`]s, a flat struct holding
-//! every field any stocks event uses: by the hand-written [`scan`]ner for the
-//! frames Massive sends, by serde_json for anything else. Only when that fails (some element is
-//! not an object, or a field has the wrong type) does the parser fall back to
-//! a per-element parse, so that one bad event costs only itself: every good
-//! event in the same frame still comes through.
+//! every field any stocks event uses: by the hand-written [`scan`]ner for
+//! the frames Massive sends, by serde_json for anything else. Only when that
+//! fails (some element is not an object, or a field has the wrong type) does
+//! the parser fall back to a per-element parse, so that one bad event costs
+//! only itself: every good event in the same frame still comes through.
 
 mod scan;
 
@@ -263,21 +263,15 @@ pub fn normalize_into(frame: &str, out: &mut impl Output) {
     // The common case first: the hand-written scanner, which defers to
     // serde_json on anything it does not read exactly as serde_json would.
     let mut events = Vec::new();
-    if scan::frame(frame, &mut events).is_some() {
-        out.reserve(events.len());
-        for event in events {
-            push_event(out, event);
+    if scan::frame(frame, &mut events).is_none() {
+        match serde_json::from_str::<Vec<RawEvent>>(frame) {
+            Ok(parsed) => events = parsed,
+            Err(_) => return per_element(frame, out),
         }
-        return;
     }
-    match serde_json::from_str::<Vec<RawEvent>>(frame) {
-        Ok(events) => {
-            out.reserve(events.len());
-            for event in events {
-                push_event(out, event);
-            }
-        }
-        Err(_) => per_element(frame, out),
+    out.reserve(events.len());
+    for event in events {
+        push_event(out, event);
     }
 }
 

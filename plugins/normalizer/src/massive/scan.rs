@@ -232,8 +232,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn null(&mut self) -> Option<()> {
-        let rest = self.bytes.get(self.pos..self.pos + 4)?;
-        (rest == b"null").then(|| self.pos += 4)
+        self.literal(b"null")
     }
 
     fn opt_string(&mut self) -> Option<Option<Cow<'a, str>>> {
