@@ -97,6 +97,11 @@ pub struct CommonArgs {
     /// Frames the feed may queue for normalization before it drops (and counts) [default: 4096].
     #[arg(long, value_name = "N")]
     pub queue_capacity: Option<usize>,
+    /// How long the feed reader waits for room in a full normalization
+    /// queue before it drops a frame (after a wait runs out it drops at
+    /// once until the queue takes a frame); 0 drops at once [default: 20].
+    #[arg(long, value_name = "MS")]
+    pub queue_wait_ms: Option<u64>,
     /// Messages buffered for the bus while Redis is slow or down, before drops [default: 50000].
     #[arg(long, value_name = "N")]
     pub publish_buffer: Option<usize>,

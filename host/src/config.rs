@@ -147,6 +147,8 @@ pub struct Config {
     pub limits: Limits,
     /// Frames the feed may queue before dropping.
     pub queue_capacity: usize,
+    /// How long the feed waits for room in a full queue before dropping.
+    pub queue_wait: Duration,
     /// Messages buffered for the bus before dropping.
     pub publish_buffer: usize,
     /// Admin API token; `None` disables the admin API.
@@ -174,6 +176,7 @@ struct FileConfig {
     universe: Option<String>,
     channels: Option<Vec<String>>,
     queue_capacity: Option<usize>,
+    queue_wait_ms: Option<u64>,
     publish_buffer: Option<usize>,
     ws_max_clients: Option<usize>,
     ws_origins: Option<Vec<String>>,
@@ -248,6 +251,15 @@ impl Config {
                 .or_else(default_cache_dir),
             limits: limits(args, &file)?,
             queue_capacity: queue_capacity(args, &file)?,
+            queue_wait: Duration::from_millis(bounded(
+                "--queue-wait-ms",
+                args.queue_wait_ms
+                    .or(file.queue_wait_ms)
+                    .map(|ms| ms as usize),
+                crate::feed::DEFAULT_QUEUE_WAIT.as_millis() as usize,
+                // Longer and Massive may take the reader for a dead one.
+                0..=1_000,
+            )? as u64),
             publish_buffer: publish_buffer(args, &file)?,
             admin_token: args
                 .admin_token
@@ -609,6 +621,13 @@ mod tests {
                     ..Default::default()
                 },
                 "--queue-capacity",
+            ),
+            (
+                CommonArgs {
+                    queue_wait_ms: Some(1_001),
+                    ..Default::default()
+                },
+                "--queue-wait-ms",
             ),
             (
                 CommonArgs {

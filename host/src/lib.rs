@@ -3,7 +3,8 @@
 //! One tick's path, module by module:
 //!
 //! 1. [`feed`] — the Massive WebSocket client reads a frame and queues it
-//!    (bounded; drops are counted, the reader never waits). Without an API
+//!    (bounded; a full queue is waited on briefly, then frames are
+//!    dropped and counted). Without an API
 //!    key, [`simulator`] serves a Massive-protocol market on loopback.
 //! 2. [`pipeline`] — the normalizer plugin on its own thread turns each
 //!    frame into ticks with their wire payloads. [`plugins`] is the

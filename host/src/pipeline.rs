@@ -4,8 +4,8 @@
 //!
 //! Frames arrive through the thread's bounded inbox (the feed's queue);
 //! batches leave through a bounded channel to the publisher. When the
-//! publisher is slow, this thread waits, the inbox fills, and the feed drops
-//! (and counts) frames at its end: the socket reader itself never waits. A
+//! publisher is slow, this thread waits, the inbox fills, and the feed
+//! waits briefly for room, then drops (and counts) frames at its end. A
 //! frame on which the plugin fails becomes an [`Output::DeadLetter`] and the
 //! next frame is served by a fresh instance. Swaps go through
 //! [`Pipeline::swapper`] and happen between two frames.

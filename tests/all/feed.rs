@@ -273,6 +273,9 @@ async fn junk_frames_are_counted_and_every_trade_still_arrives() {
 async fn a_slow_consumer_never_stalls_the_socket_reader() {
     // The simulator sends as fast as the client reads; nobody drains the
     // pipeline's output, so the pipeline blocks and the frame queue fills.
+    // The reader waits for room (the default 20 ms) only until a wait runs
+    // out, then drops at once: a wait per frame would make 500 drops take
+    // 10 s.
     let sim = helpers::simulator(config(20, 0.0, 50)).await;
     let feed = helpers::feed(
         &sim.url(),
@@ -304,8 +307,63 @@ async fn a_slow_consumer_never_stalls_the_socket_reader() {
         processed <= 8,
         "the consumer never read, yet {processed} frames were processed"
     );
+    // Only frames the pipeline took could end a wait (it took at most its
+    // output's 2, the one in hand and the queue's 8); every later frame
+    // was dropped without one.
+    let waits = FeedStats::get(&stats.queue_waits);
+    assert!(waits <= 2 + 1 + 8 + 1, "{waits} waits for {dropped} drops");
     assert_eq!(feed.stats.state(), FeedState::Streaming);
     feed.cancel.cancel();
+}
+
+/// A simulator at full speed against a 4-frame queue, drained as fast as
+/// the normalizer goes: the trades that reached the output, and the feed's
+/// counters.
+async fn full_speed_into_a_small_queue(
+    queue_wait: Duration,
+) -> (
+    Vec<tickstock::simulator::SentTrade>,
+    Vec<tickstock::plugins::Tick>,
+    std::sync::Arc<FeedStats>,
+) {
+    let sim = helpers::simulator(config(20, 0.0, 50)).await;
+    let mut feed = helpers::feed_waiting(
+        &sim.url(),
+        "k",
+        topics(&helpers::symbols(20)),
+        helpers::fast_timing(),
+        4,
+        1024,
+        queue_wait,
+    );
+    let received = feed.collect(20_000, SECS).await;
+    feed.cancel.cancel();
+    feed.task.await.unwrap().unwrap();
+    let sent = sim.stats().clone();
+    sim.shutdown().await;
+    (sent.sent_trades(), received, feed.stats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_faster_than_the_normalizer_is_slowed_down_not_dropped() {
+    // The reader waits for room (here up to 2 s, far above any scheduling
+    // gap on a loaded machine), so the sender goes at the normalizer's
+    // pace: every trade arrives, in order, none dropped.
+    let (sent, received, stats) = full_speed_into_a_small_queue(Duration::from_secs(2)).await;
+    assert_eq!(FeedStats::get(&stats.frames_dropped_queue_full), 0);
+    assert!(
+        FeedStats::get(&stats.queue_waits) > 0,
+        "the sender never outran the normalizer, so nothing was tested"
+    );
+    assert!(FeedStats::get(&stats.queue_wait_micros) > 0);
+    assert!(sent.len() >= received.len());
+    assert_same_trades(&sent[..received.len()], &received);
+
+    // The same sender with no wait: the queue overflows and frames are
+    // dropped (and counted), which is what the wait prevents.
+    let (_, _, stats) = full_speed_into_a_small_queue(Duration::ZERO).await;
+    assert!(FeedStats::get(&stats.frames_dropped_queue_full) > 0);
+    assert_eq!(FeedStats::get(&stats.queue_waits), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,9 +2,13 @@
 //! the host runs.
 //!
 //! Per session: connect, wait for `connected`, `auth`, subscribe in chunks,
-//! then read. The reader never waits on processing: each frame goes into a
-//! bounded queue with `try_send`; when the queue is full the frame is
-//! dropped and counted. Any drop of the socket (close, error, 30 s of
+//! then read. Each frame goes into a bounded queue. When the queue is full
+//! the reader waits for room, up to `queue_wait` per frame (a burst is then
+//! held in the socket's buffers instead of lost, and a sender faster than
+//! the host is slowed to its pace); a frame still without room is dropped
+//! and counted, and so is every next frame, at once, until the queue takes
+//! one again: a stalled pipeline (a stuck plugin, Redis gone) costs one
+//! wait, never a reader that stops reading. Any drop of the socket (close, error, 30 s of
 //! silence) ends the session and the loop reconnects after a backoff delay;
 //! `auth_failed` ends the loop with an error; `max_connections` waits long.
 //! The API key is sent to the server and nowhere else: no log line or error
@@ -21,6 +25,13 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 /// The largest frame accepted unless configured otherwise (Massive frames
 /// are a few KiB; a full-market burst a few hundred).
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
+
+/// How long the reader waits for room in a full frame queue before it
+/// drops the frame, unless configured otherwise. A healthy normalizer frees
+/// a place every few hundred microseconds even at full load; 20 ms covers a
+/// swap or a fresh instance after a trap, and is short enough that Massive
+/// (which disconnects a reader that stops) sees a reader that keeps going.
+pub const DEFAULT_QUEUE_WAIT: Duration = Duration::from_millis(20);
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{self, Action};
@@ -111,6 +122,15 @@ pub struct FeedClient {
     stats: Arc<FeedStats>,
     frames: Inbox<Frame>,
     max_frame_bytes: usize,
+    queue_wait: Duration,
+}
+
+/// Whether the reader may wait for room in the frame queue: not after a
+/// wait ran out, until the queue takes a frame again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    WaitFor,
+    DropAtOnce,
 }
 
 impl FeedClient {
@@ -130,7 +150,15 @@ impl FeedClient {
             stats,
             frames,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            queue_wait: DEFAULT_QUEUE_WAIT,
         }
+    }
+
+    /// Waits up to `wait` for room in a full frame queue before dropping a
+    /// frame (the default is [`DEFAULT_QUEUE_WAIT`]; zero drops at once).
+    pub fn with_queue_wait(mut self, wait: Duration) -> Self {
+        self.queue_wait = wait;
+        self
     }
 
     /// Refuses frames larger than `bytes` (the default is
@@ -309,7 +337,7 @@ impl FeedClient {
                     _ => {}
                 }
             }
-            if let Some(ended) = self.forward(text) {
+            if let Some(ended) = self.forward(text, &mut Room::WaitFor).await {
                 return Err(ended);
             }
         }
@@ -323,6 +351,7 @@ impl FeedClient {
         let mut ping = tokio::time::interval(t.ping_every);
         ping.tick().await;
         let mut last_read = Instant::now();
+        let mut room = Room::WaitFor;
         loop {
             let silence = tokio::time::sleep_until((last_read + t.read_deadline).into());
             let msg = tokio::select! {
@@ -348,7 +377,7 @@ impl FeedClient {
                     }
                 }
             }
-            if let Some(ended) = self.forward(text) {
+            if let Some(ended) = self.forward(text, &mut room).await {
                 return ended;
             }
         }
@@ -410,8 +439,9 @@ impl FeedClient {
         None
     }
 
-    /// Queues a frame for normalization without ever waiting.
-    fn forward(&self, text: Utf8Bytes) -> Option<Ended> {
+    /// Queues a frame for normalization: waits for room up to `queue_wait`
+    /// unless `room` says a wait just ran out (see the module's doc).
+    async fn forward(&self, text: Utf8Bytes, room: &mut Room) -> Option<Ended> {
         bump(&self.stats.frames_received);
         self.stats
             .bytes_received
@@ -422,13 +452,33 @@ impl FeedClient {
         // frames held ~170 MiB), which would make the queue's byte budget a
         // fiction. The copy is made only for a frame the queue takes.
         let received_ms = chrono::Utc::now().timestamp_millis();
-        let queued = self.frames.try_send_with(text.len(), || Frame {
+        let build = || Frame {
             text: Utf8Bytes::from(text.as_str().to_owned()),
             received_ms,
-        });
+        };
+        let mut queued = self.frames.try_send_with(text.len(), build);
+        if matches!(queued, Err(Refused::Full(())))
+            && *room == Room::WaitFor
+            && !self.queue_wait.is_zero()
+        {
+            let started = tokio::time::Instant::now();
+            queued = self
+                .frames
+                .send_with_until(text.len(), started + self.queue_wait, build)
+                .await;
+            bump(&self.stats.queue_waits);
+            self.stats.queue_wait_micros.fetch_add(
+                started.elapsed().as_micros() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         match queued {
-            Ok(()) => None,
-            Err(Refused::Full(_)) => {
+            Ok(()) => {
+                *room = Room::WaitFor;
+                None
+            }
+            Err(Refused::Full(())) => {
+                *room = Room::DropAtOnce;
                 let dropped = self
                     .stats
                     .frames_dropped_queue_full
@@ -441,7 +491,7 @@ impl FeedClient {
                 }
                 None
             }
-            Err(Refused::Closed(_)) => Some(Ended::PipelineGone),
+            Err(Refused::Closed(())) => Some(Ended::PipelineGone),
         }
     }
 }

@@ -8,5 +8,5 @@ mod client;
 pub mod protocol;
 mod stats;
 
-pub use client::{FeedClient, FeedError, Frame, Timing};
+pub use client::{FeedClient, FeedError, Frame, Timing, DEFAULT_QUEUE_WAIT};
 pub use stats::{FeedState, FeedStats};

@@ -41,6 +41,11 @@ pub struct FeedStats {
     pub bytes_received: AtomicU64,
     /// Frames dropped because the normalization queue was full.
     pub frames_dropped_queue_full: AtomicU64,
+    /// Frames that found the normalization queue full and waited for room
+    /// (and were then queued or dropped).
+    pub queue_waits: AtomicU64,
+    /// Time the reader spent waiting for room, in microseconds.
+    pub queue_wait_micros: AtomicU64,
     /// Frames refused for their size (the connection is then replaced).
     pub frames_dropped_oversize: AtomicU64,
     /// Binary frames that were not UTF-8 (dropped).

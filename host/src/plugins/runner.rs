@@ -7,7 +7,8 @@
 //!
 //! Two paths lead into the thread:
 //! - work items through an [`Inbox`]: bounded, in order; a producer either
-//!   waits ([`Inbox::send`]) or gives up at once ([`Inbox::try_send`]);
+//!   waits ([`Inbox::send`]), waits until a deadline
+//!   ([`Inbox::send_with_until`]) or gives up at once ([`Inbox::try_send`]);
 //! - swaps through a [`Swapper`]: applied between two work items, ahead of
 //!   queued work. Every item is served by exactly one version, in arrival
 //!   order. The world decides what a swap carries over
@@ -103,11 +104,17 @@ pub struct Inbox<I> {
     queued: Arc<QueuedBytes>,
 }
 
-/// The bytes the items in an inbox hold, and how many they may.
+/// The bytes the items in an inbox hold, and how many they may; and the
+/// signal that room was freed, for a producer waiting for it.
 #[derive(Debug)]
 struct QueuedBytes {
     now: AtomicU64,
     max: u64,
+    /// Notified each time the consumer takes an item (which frees a place
+    /// and its bytes). `notify_one` keeps one wake-up for a producer that
+    /// is about to wait, so a place freed between its failed attempt and
+    /// its wait is not missed; with nobody waiting it costs one atomic.
+    freed: tokio::sync::Notify,
 }
 
 impl QueuedBytes {
@@ -123,6 +130,7 @@ impl QueuedBytes {
 
     fn give_back(&self, n: usize) {
         self.now.fetch_sub(n as u64, Ordering::AcqRel);
+        self.freed.notify_one();
     }
 }
 
@@ -166,6 +174,36 @@ impl<I> Inbox<I> {
         let permit = self.reserve(bytes)?;
         permit.send(Msg::Item(build(), bytes));
         Ok(())
+    }
+
+    /// Like [`Inbox::try_send_with`], but when the queue is full it waits
+    /// for room until `deadline`; past it the item is refused (and never
+    /// built). An item larger than the whole byte budget is refused at
+    /// once: no wait could make room for it.
+    pub async fn send_with_until(
+        &self,
+        bytes: usize,
+        deadline: tokio::time::Instant,
+        build: impl FnOnce() -> I,
+    ) -> Result<(), Refused<()>> {
+        let mut last_try = false;
+        loop {
+            match self.reserve(bytes) {
+                Ok(permit) => {
+                    permit.send(Msg::Item(build(), bytes));
+                    return Ok(());
+                }
+                Err(Refused::Closed(())) => return Err(Refused::Closed(())),
+                Err(Refused::Full(())) if last_try || bytes as u64 > self.queued.max => {
+                    return Err(Refused::Full(()))
+                }
+                Err(Refused::Full(())) => {}
+            }
+            // Woken when the consumer takes an item; then try again, and
+            // once more when the deadline passes.
+            let freed = self.queued.freed.notified();
+            last_try = tokio::time::timeout_at(deadline, freed).await.is_err();
+        }
     }
 
     /// A place in the queue and `bytes` of its budget, if both are free.
@@ -395,6 +433,7 @@ impl<W: World + Send + 'static> PluginThread<W> {
         let queued = Arc::new(QueuedBytes {
             now: AtomicU64::new(0),
             max: options.queue_bytes.unwrap_or(u64::MAX),
+            freed: tokio::sync::Notify::new(),
         });
         let clock = Arc::new(CallClock::default());
         let core = Arc::new(Core {

@@ -89,7 +89,8 @@ impl Ingest {
         ));
 
         let client = FeedClient::new(url, key, config.subscription.topics(), frames, feed.clone())
-            .with_max_frame_bytes(config.max_frame_bytes);
+            .with_max_frame_bytes(config.max_frame_bytes)
+            .with_queue_wait(config.queue_wait);
         let task = tokio::spawn(client.run(cancel));
         let plugin = RunningPlugin {
             slot: Arc::new(pipeline_thread.swapper()),

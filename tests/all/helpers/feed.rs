@@ -48,6 +48,20 @@ pub fn feed(
     queue: usize,
     out_capacity: usize,
 ) -> Feed {
+    let wait = tickstock::feed::DEFAULT_QUEUE_WAIT;
+    feed_waiting(url, key, topics, timing, queue, out_capacity, wait)
+}
+
+/// [`feed`], whose reader waits up to `queue_wait` for room in a full queue.
+pub fn feed_waiting(
+    url: &str,
+    key: &str,
+    topics: Vec<String>,
+    timing: tickstock::feed::Timing,
+    queue: usize,
+    out_capacity: usize,
+    queue_wait: Duration,
+) -> Feed {
     use tickstock::feed::{FeedClient, FeedStats};
     let engine = engine();
     let plugin = normalizer(&engine);
@@ -70,7 +84,8 @@ pub fn feed(
         frames,
         stats.clone(),
     )
-    .with_timing(timing);
+    .with_timing(timing)
+    .with_queue_wait(queue_wait);
     let cancel = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(client.run(cancel.clone()));
     Feed {
