@@ -9,6 +9,11 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+/// The allocator the `tickstock` binary uses, so that the in-process
+/// measurements (P2's both sides) allocate as the product does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../../tests/common/frames.rs"]
 mod frames;
 
