@@ -251,15 +251,7 @@ impl Config {
                 .or_else(default_cache_dir),
             limits: limits(args, &file)?,
             queue_capacity: queue_capacity(args, &file)?,
-            queue_wait: Duration::from_millis(bounded(
-                "--queue-wait-ms",
-                args.queue_wait_ms
-                    .or(file.queue_wait_ms)
-                    .map(|ms| ms as usize),
-                crate::feed::DEFAULT_QUEUE_WAIT.as_millis() as usize,
-                // Longer and Massive may take the reader for a dead one.
-                0..=1_000,
-            )? as u64),
+            queue_wait: queue_wait(args, &file)?,
             publish_buffer: publish_buffer(args, &file)?,
             admin_token: args
                 .admin_token
@@ -424,6 +416,18 @@ fn bounded(
         );
     }
     Ok(value)
+}
+
+fn queue_wait(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<Duration> {
+    let Some(ms) = args.queue_wait_ms.or(file.queue_wait_ms) else {
+        return Ok(crate::feed::DEFAULT_QUEUE_WAIT);
+    };
+    // Longer, and a stalled pipeline would stop the reader long enough for
+    // Massive to take it for a dead one.
+    if ms > 1_000 {
+        bail!("--queue-wait-ms must be between 0 and 1000, got {ms}");
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 fn publish_buffer(args: &CommonArgs, file: &FileConfig) -> anyhow::Result<usize> {

@@ -50,7 +50,8 @@ pub enum Output {
 }
 
 /// Bytes the frames waiting for the normalizer may hold together (besides
-/// `--queue-capacity` frames): past it the feed drops, and counts, frames.
+/// `--queue-capacity` frames): past it the feed waits (`--queue-wait-ms`),
+/// then drops, and counts, frames.
 /// About 0.3 s of a full-market burst (250,000 ticks/s of ~100 bytes); a
 /// larger queue only adds latency and memory under overload.
 pub const FRAME_QUEUE_BYTES: u64 = 8 << 20;

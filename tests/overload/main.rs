@@ -92,12 +92,13 @@ struct Host {
     log: tempfile::NamedTempFile,
 }
 
-fn host(role: &str, redis: &RedisServer, sim: &Simulator, prefix: &str) -> Host {
+fn host(role: &str, redis: &RedisServer, sim: &Simulator, prefix: &str, extra: &[&str]) -> Host {
     let log = tempfile::NamedTempFile::new().unwrap();
     let proc = Proc(
         tickstock()
             .args([role, "--redis-url", &redis.url(), "--massive-url", &sim.url])
             .args(["--channel-prefix", prefix, "--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("MASSIVE_API_KEY", KEY)
             .stderr(log.reopen().unwrap())
             .spawn()
@@ -288,27 +289,47 @@ impl Drop for Subscriber {
     }
 }
 
+/// How the feed reader meets a full frame queue in [`overload`].
+#[derive(Clone, Copy, PartialEq)]
+enum Reader {
+    /// The default: it waits for room (up to 20 ms), so the simulator is
+    /// slowed to the host's pace.
+    Waits,
+    /// `--queue-wait-ms 0`: it drops at once, so the host sheds load by
+    /// dropping, at read speed.
+    Drops,
+}
+
 /// Full speed into `role` with Redis: the peak RSS stays under the bound,
-/// SIGTERM mid-stream exits in time, and every frame and tick is accounted
-/// for, by the host's counters and by Redis's own.
-fn overload(role: &str) -> (Counts, Subscriber) {
+/// SIGTERM mid-stream exits in time (also while the reader waits for
+/// room), and every frame and tick is accounted for, by the host's
+/// counters and by Redis's own.
+fn overload(role: &str, reader: Reader) -> (Counts, Subscriber) {
     let redis = redis();
     let prefix = format!("overload-{role}");
     let sub = Subscriber::start(&redis, &prefix);
     let sim = simulator(&["--rate", "0", "--batch", "100"]);
-    let mut host = host(role, &redis, &sim, &prefix);
+    let extra: &[&str] = match reader {
+        Reader::Waits => &[],
+        Reader::Drops => &["--queue-wait-ms", "0"],
+    };
+    let mut host = host(role, &redis, &sim, &prefix, extra);
     host.run_for(OVERLOAD_FOR);
     let (status, took, peak) = host.terminate();
     eprintln!("{role}: exit {status} {took:?} after SIGTERM; peak RSS {peak:.1} MiB");
     assert!(status.success(), "{role} exited with {status}");
     let counts = host.final_counts();
     counts.assert_balanced();
-    // The input did overload the host (else the bound proves nothing), and
-    // it shed load by dropping, with counters.
-    assert!(
-        counts.get("frames_dropped") + counts.get("ticks_dropped") > 0,
-        "{role} kept up with the input: no overload"
-    );
+    // The input did overload the host (else the bound proves nothing): it
+    // shed load by dropping, with counters, or (waiting) held the sender back.
+    let dropped = counts.get("frames_dropped") + counts.get("ticks_dropped");
+    match reader {
+        Reader::Drops => assert!(dropped > 0, "{role} kept up with the input: no overload"),
+        Reader::Waits => assert!(
+            counts.get("frames_waited") > 0,
+            "{role} never waited for room: no overload"
+        ),
+    }
     assert!(
         peak < RSS_BOUND_MIB,
         "{role}: peak RSS {peak:.1} MiB, bound {RSS_BOUND_MIB} MiB"
@@ -338,7 +359,7 @@ fn overload(role: &str) -> (Counts, Subscriber) {
 #[test]
 fn run_at_full_speed_stays_bounded_and_stops_the_session_after_the_last_tick() {
     let _alone = alone();
-    let (counts, sub) = overload("run");
+    let (counts, sub) = overload("run", Reader::Drops);
     assert!(counts.get("ticks_published") > 0);
     assert!(
         sub.stopped_seen.load(Ordering::Relaxed),
@@ -354,7 +375,7 @@ fn run_at_full_speed_stays_bounded_and_stops_the_session_after_the_last_tick() {
 #[test]
 fn ingest_at_full_speed_stays_bounded_and_accounts_for_every_tick() {
     let _alone = alone();
-    let (counts, _sub) = overload("ingest");
+    let (counts, _sub) = overload("ingest", Reader::Waits);
     assert!(counts.get("ticks_published") > 0);
 }
 
@@ -371,7 +392,7 @@ fn fifty_mib_frames_are_refused_without_growth() {
         "--huge-frame-mib",
         "50",
     ]);
-    let mut host = host("ingest", &redis, &sim, prefix);
+    let mut host = host("ingest", &redis, &sim, prefix, &[]);
     host.run_for(Duration::from_secs(10));
     let (status, _, peak) = host.terminate();
     assert!(status.success(), "ingest exited with {status}");

@@ -7,8 +7,11 @@
 //! held in the socket's buffers instead of lost, and a sender faster than
 //! the host is slowed to its pace); a frame still without room is dropped
 //! and counted, and so is every next frame, at once, until the queue takes
-//! one again: a stalled pipeline (a stuck plugin, Redis gone) costs one
-//! wait, never a reader that stops reading. Any drop of the socket (close, error, 30 s of
+//! one again: a stalled pipeline (a stuck plugin) costs one wait per
+//! session, never a reader that stops reading. Overload that lasts, with a
+//! normalizer that keeps freeing places, is pushed back to the server
+//! (which may answer `slow_consumer`); a zero wait drops at once and never
+//! pushes back. Any drop of the socket (close, error, 30 s of
 //! silence) ends the session and the loop reconnects after a backoff delay;
 //! `auth_failed` ends the loop with an error; `max_connections` waits long.
 //! The API key is sent to the server and nowhere else: no log line or error
@@ -29,8 +32,8 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
 /// How long the reader waits for room in a full frame queue before it
 /// drops the frame, unless configured otherwise. A healthy normalizer frees
 /// a place every few hundred microseconds even at full load; 20 ms covers a
-/// swap or a fresh instance after a trap, and is short enough that Massive
-/// (which disconnects a reader that stops) sees a reader that keeps going.
+/// swap or a fresh instance after a trap, and a pipeline that stalls for
+/// good stops the reader only that long before it drops at read speed.
 pub const DEFAULT_QUEUE_WAIT: Duration = Duration::from_millis(20);
 use tokio_util::sync::CancellationToken;
 
@@ -253,7 +256,10 @@ impl FeedClient {
             Ok(ws) => ws.split(),
             Err(ended) => return ended,
         };
-        if let Err(ended) = self.handshake(&mut sink, &mut stream).await {
+        // One per session: a stalled pipeline costs one wait, not one per
+        // phase of the connection.
+        let mut room = Room::WaitFor;
+        if let Err(ended) = self.handshake(&mut sink, &mut stream, &mut room).await {
             return ended;
         }
         bump(&self.stats.authenticated);
@@ -270,7 +276,7 @@ impl FeedClient {
         self.stats.set_state(FeedState::Streaming, None);
         *streaming_since = Some(Instant::now());
         tracing::info!(url = %self.url, topics = self.topics.len(), "feed authenticated and subscribed");
-        self.stream(&mut sink, &mut stream).await
+        self.stream(&mut sink, &mut stream, &mut room).await
     }
 
     /// Opens the WebSocket.
@@ -298,6 +304,7 @@ impl FeedClient {
         &self,
         sink: &mut SocketSink,
         stream: &mut SocketStream,
+        room: &mut Room,
     ) -> Result<(), Ended> {
         let limit = self.timing.handshake_timeout;
         let mut phase = FeedState::Connecting;
@@ -337,7 +344,7 @@ impl FeedClient {
                     _ => {}
                 }
             }
-            if let Some(ended) = self.forward(text, &mut Room::WaitFor).await {
+            if let Some(ended) = self.forward(text, room).await {
                 return Err(ended);
             }
         }
@@ -346,12 +353,16 @@ impl FeedClient {
 
     /// Reads until the connection ends: frames go to the pipeline, status
     /// events are acted on, a ping keeps the socket alive, silence ends it.
-    async fn stream(&self, sink: &mut SocketSink, stream: &mut SocketStream) -> Ended {
+    async fn stream(
+        &self,
+        sink: &mut SocketSink,
+        stream: &mut SocketStream,
+        room: &mut Room,
+    ) -> Ended {
         let t = self.timing;
         let mut ping = tokio::time::interval(t.ping_every);
         ping.tick().await;
         let mut last_read = Instant::now();
-        let mut room = Room::WaitFor;
         loop {
             let silence = tokio::time::sleep_until((last_read + t.read_deadline).into());
             let msg = tokio::select! {
@@ -377,7 +388,7 @@ impl FeedClient {
                     }
                 }
             }
-            if let Some(ended) = self.forward(text, &mut room).await {
+            if let Some(ended) = self.forward(text, room).await {
                 return ended;
             }
         }
@@ -462,13 +473,21 @@ impl FeedClient {
             && !self.queue_wait.is_zero()
         {
             let started = tokio::time::Instant::now();
+            let mut waited = None;
+            // Shutdown may cancel the wait: the frame is then dropped.
+            let in_hand = InHand(Some(&self.stats));
             queued = self
                 .frames
-                .send_with_until(text.len(), started + self.queue_wait, build)
+                .send_with_until(text.len(), started + self.queue_wait, || {
+                    waited = Some(started.elapsed());
+                    build()
+                })
                 .await;
+            in_hand.settled();
+            let waited = waited.unwrap_or_else(|| started.elapsed());
             bump(&self.stats.queue_waits);
             self.stats.queue_wait_micros.fetch_add(
-                started.elapsed().as_micros() as u64,
+                waited.as_micros() as u64,
                 std::sync::atomic::Ordering::Relaxed,
             );
         }
@@ -492,6 +511,25 @@ impl FeedClient {
                 None
             }
             Err(Refused::Closed(())) => Some(Ended::PipelineGone),
+        }
+    }
+}
+
+/// A frame waiting for room. Dropped unsettled (the wait was cancelled:
+/// shutdown), it counts the frame as dropped, so that every frame received
+/// is normalized or counted dropped.
+struct InHand<'a>(Option<&'a FeedStats>);
+
+impl InHand<'_> {
+    fn settled(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for InHand<'_> {
+    fn drop(&mut self) {
+        if let Some(stats) = self.0 {
+            bump(&stats.frames_dropped_queue_full);
         }
     }
 }

@@ -110,10 +110,12 @@ pub struct Inbox<I> {
 struct QueuedBytes {
     now: AtomicU64,
     max: u64,
-    /// Notified each time the consumer takes an item (which frees a place
-    /// and its bytes). `notify_one` keeps one wake-up for a producer that
-    /// is about to wait, so a place freed between its failed attempt and
-    /// its wait is not missed; with nobody waiting it costs one atomic.
+    /// Notified each time the consumer takes a message (which frees a
+    /// place and an item's bytes). `notify_one` keeps one wake-up for a
+    /// producer that is about to wait, so a place freed between its failed
+    /// attempt and its wait is not missed; with nobody waiting it costs one
+    /// atomic. It wakes one waiter: [`Inbox::send_with_until`] is for an
+    /// inbox with one producer that waits (the feed reader).
     freed: tokio::sync::Notify,
 }
 
@@ -179,7 +181,8 @@ impl<I> Inbox<I> {
     /// Like [`Inbox::try_send_with`], but when the queue is full it waits
     /// for room until `deadline`; past it the item is refused (and never
     /// built). An item larger than the whole byte budget is refused at
-    /// once: no wait could make room for it.
+    /// once: no wait could make room for it. One producer at a time may
+    /// wait (each freed place wakes one waiter); others may `try_send`.
     pub async fn send_with_until(
         &self,
         bytes: usize,
@@ -200,9 +203,13 @@ impl<I> Inbox<I> {
                 Err(Refused::Full(())) => {}
             }
             // Woken when the consumer takes an item; then try again, and
-            // once more when the deadline passes.
-            let freed = self.queued.freed.notified();
-            last_try = tokio::time::timeout_at(deadline, freed).await.is_err();
+            // once more when the deadline passes. A consumer that ends
+            // ends the wait at once.
+            tokio::select! {
+                () = self.queued.freed.notified() => {}
+                () = self.tx.closed() => return Err(Refused::Closed(())),
+                () = tokio::time::sleep_until(deadline) => last_try = true,
+            }
         }
     }
 
@@ -534,7 +541,7 @@ fn run<W: World, I>(core: &Core<W, I>, mut plugin: Plugin<W>, clock: &Arc<CallCl
                     break;
                 }
             }
-            Some(Msg::Wake) => {}
+            Some(Msg::Wake) => core.queued.freed.notify_one(),
             None => {
                 core.stopped.store(true, Ordering::Release);
                 break;

@@ -174,6 +174,7 @@ fn log_final_counts(bus: &Bus, feed: &FeedStats, pipeline: &PipelineStats) {
     tracing::info!(
         frames_received,
         frames_dropped,
+        frames_waited = FeedStats::get(&feed.queue_waits),
         frames_refused_oversize = FeedStats::get(&feed.frames_dropped_oversize),
         frames_normalized,
         frames_unprocessed,

@@ -75,8 +75,8 @@ fn record_feed(feed: &crate::feed::FeedStats) {
     counter!("tickstock_frames_dropped_total", "reason" => "binary")
         .absolute(feed.frames_dropped_binary.load(Relaxed));
     counter!("tickstock_feed_queue_waits_total").absolute(feed.queue_waits.load(Relaxed));
-    counter!("tickstock_feed_queue_wait_seconds_total")
-        .absolute(feed.queue_wait_micros.load(Relaxed) / 1_000_000);
+    counter!("tickstock_feed_queue_wait_microseconds_total")
+        .absolute(feed.queue_wait_micros.load(Relaxed));
     counter!("tickstock_feed_reconnects_total").absolute(feed.reconnects.load(Relaxed));
     counter!("tickstock_feed_connect_attempts_total").absolute(feed.connect_attempts.load(Relaxed));
     for (status, value) in [
