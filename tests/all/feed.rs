@@ -317,14 +317,16 @@ async fn a_slow_consumer_never_stalls_the_socket_reader() {
 }
 
 /// A simulator at full speed against a 4-frame queue, drained as fast as
-/// the normalizer goes: the trades that reached the output, and the feed's
-/// counters.
+/// the normalizer goes: the trades sent and those that reached the output,
+/// the feed's counters, and the frames it had dropped before it was
+/// stopped (stopping it mid-wait drops, and counts, the frame in hand).
 async fn full_speed_into_a_small_queue(
     queue_wait: Duration,
 ) -> (
     Vec<tickstock::simulator::SentTrade>,
     Vec<tickstock::plugins::Tick>,
     std::sync::Arc<FeedStats>,
+    u64,
 ) {
     let sim = helpers::simulator(config(20, 0.0, 50)).await;
     let mut feed = helpers::feed_waiting(
@@ -337,11 +339,12 @@ async fn full_speed_into_a_small_queue(
         queue_wait,
     );
     let received = feed.collect(20_000, SECS).await;
+    let dropped = FeedStats::get(&feed.stats.frames_dropped_queue_full);
     feed.cancel.cancel();
     feed.task.await.unwrap().unwrap();
     let sent = sim.stats().clone();
     sim.shutdown().await;
-    (sent.sent_trades(), received, feed.stats)
+    (sent.sent_trades(), received, feed.stats, dropped)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,8 +352,9 @@ async fn a_sender_faster_than_the_normalizer_is_slowed_down_not_dropped() {
     // The reader waits for room (here up to 2 s, far above any scheduling
     // gap on a loaded machine), so the sender goes at the normalizer's
     // pace: every trade arrives, in order, none dropped.
-    let (sent, received, stats) = full_speed_into_a_small_queue(Duration::from_secs(2)).await;
-    assert_eq!(FeedStats::get(&stats.frames_dropped_queue_full), 0);
+    let (sent, received, stats, dropped) =
+        full_speed_into_a_small_queue(Duration::from_secs(2)).await;
+    assert_eq!(dropped, 0);
     assert!(
         FeedStats::get(&stats.queue_waits) > 0,
         "the sender never outran the normalizer, so nothing was tested"
@@ -361,8 +365,8 @@ async fn a_sender_faster_than_the_normalizer_is_slowed_down_not_dropped() {
 
     // The same sender with no wait: the queue overflows and frames are
     // dropped (and counted), which is what the wait prevents.
-    let (_, _, stats) = full_speed_into_a_small_queue(Duration::ZERO).await;
-    assert!(FeedStats::get(&stats.frames_dropped_queue_full) > 0);
+    let (_, _, stats, dropped) = full_speed_into_a_small_queue(Duration::ZERO).await;
+    assert!(dropped > 0);
     assert_eq!(FeedStats::get(&stats.queue_waits), 0);
 }
 
