@@ -280,6 +280,16 @@ async fn metrics_parse_and_move_with_traffic() {
         );
     }
     assert_eq!(sample(&second, "tickstock_feed_connected"), 1.0);
+    // The feed reader's waits for room are exported (none at this rate).
+    for name in [
+        "tickstock_feed_queue_waits_total",
+        "tickstock_feed_queue_wait_microseconds_total",
+    ] {
+        assert!(
+            second.samples.iter().any(|s| s.metric == name),
+            "no {name} on /metrics"
+        );
+    }
     assert!(
         sample(&second, "tickstock_events_skipped_total") > 0.0,
         "status events are counted as skipped"
