@@ -46,10 +46,10 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-/// The allocator the `tickstock` binary uses, so that the in-process
-/// measurements (P2's both sides) allocate as the product does.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// The `tickstock` binary's allocator and its options, so that the
+/// in-process measurements (P2's both sides) allocate as the product does.
+#[path = "../src/allocator.rs"]
+mod allocator;
 
 #[path = "../../tests/common/frames.rs"]
 mod frames;

@@ -290,6 +290,10 @@ async fn a_slow_consumer_never_stalls_the_socket_reader() {
         FeedStats::get(&stats.frames_dropped_queue_full) > 500
     })
     .await;
+    assert_eq!(feed.stats.state(), FeedState::Streaming);
+    // Stopped first, so that the counters hold still while they are read.
+    feed.cancel.cancel();
+    feed.task.await.unwrap().unwrap();
     let received = FeedStats::get(&stats.frames_received);
     let dropped = FeedStats::get(&stats.frames_dropped_queue_full);
     let processed = feed.pipeline.frames.load(Ordering::Relaxed);
@@ -312,8 +316,6 @@ async fn a_slow_consumer_never_stalls_the_socket_reader() {
     // was dropped without one.
     let waits = FeedStats::get(&stats.queue_waits);
     assert!(waits <= 2 + 1 + 8 + 1, "{waits} waits for {dropped} drops");
-    assert_eq!(feed.stats.state(), FeedState::Streaming);
-    feed.cancel.cancel();
 }
 
 /// A simulator at full speed against a 4-frame queue, drained as fast as

@@ -144,13 +144,18 @@ impl Host {
 const SETTLE_STALL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Waits (until `deadline`) for the process role to have taken every tick
-/// this host published, or to stop taking any: ticks its subscription lost
-/// (a role that fell behind is cut off by Redis, and drops what it cannot
-/// queue) never arrive, and waiting for them only held the shutdown for its
-/// whole budget (`tickstock run` at full speed took 5.0 s to exit).
+/// this host published. Once a subscription lost messages (a role that
+/// fell behind drops what it cannot queue, and Redis cuts it off), some
+/// ticks never arrive: then it also stops when the role takes nothing for
+/// [`SETTLE_STALL`]; waiting for them held the shutdown for its whole
+/// budget (`tickstock run` at full speed took 5.0 s to exit). Without such
+/// a loss it waits to the deadline, however slow the role.
 async fn settle(bus: &Bus, process: &Process, deadline: tokio::time::Instant) {
     use std::sync::atomic::Ordering::Relaxed;
-    let published = BusStats::get(&bus.stats().ticks_published);
+    let bus_stats = bus.stats();
+    let published = BusStats::get(&bus_stats.ticks_published);
+    let lost_some =
+        || BusStats::get(&bus_stats.lagged) > 0 || BusStats::get(&bus_stats.subscriptions_lost) > 0;
     let stats = &process.stats;
     let taken = || stats.ticks_processed.load(Relaxed) + stats.invalid_ticks.load(Relaxed);
     let (mut last, mut since) = (taken(), tokio::time::Instant::now());
@@ -159,7 +164,7 @@ async fn settle(bus: &Bus, process: &Process, deadline: tokio::time::Instant) {
         let now = taken();
         if now != last {
             (last, since) = (now, tokio::time::Instant::now());
-        } else if since.elapsed() >= SETTLE_STALL {
+        } else if since.elapsed() >= SETTLE_STALL && lost_some() {
             tracing::info!(
                 ticks_not_taken = published.saturating_sub(now),
                 "shutdown: the process role stopped taking ticks; not waiting for the rest"
