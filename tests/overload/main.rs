@@ -380,6 +380,17 @@ fn run_at_full_speed_stays_bounded_and_stops_the_session_after_the_last_tick() {
 }
 
 #[test]
+fn run_with_the_default_queue_wait_stays_bounded_and_exits_in_time() {
+    let _alone = alone();
+    let (counts, _sub, took) = overload("run", Reader::Waits);
+    assert!(counts.get("ticks_published") > 0);
+    assert!(
+        took < Duration::from_secs(4),
+        "run took {took:?} to exit: the shutdown waited out its budget"
+    );
+}
+
+#[test]
 fn ingest_at_full_speed_stays_bounded_and_accounts_for_every_tick() {
     let _alone = alone();
     let (counts, _sub, _) = overload("ingest", Reader::Waits);
