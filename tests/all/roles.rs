@@ -486,10 +486,7 @@ async fn a_burst_through_the_redis_bus_arrives_complete_and_in_order() {
 /// and be published then, not be written off as unconfirmed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_offered_after_redis_died_are_published_after_the_reconnect() {
-    let mut redis = RedisServer::start();
-    let prefix = helpers::prefix("resend");
-    let ch = Channels::new(prefix.clone());
-    let consumer = Consumer::start(&redis.url(), &prefix).await;
+    let (mut redis, ch, consumer) = redis_and_consumer("resend").await;
     let bus = redis_bus(&redis, &ch, 1_000);
     publish_numbered(&bus, 0..1);
     wait_until("the first message", SECS, || {
