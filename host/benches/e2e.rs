@@ -42,7 +42,10 @@
 //! `--bench swap`.
 //!
 //! `cargo bench -p tickstock --bench e2e` (`-- --seconds N` sets the P1
-//! window, 10 by default).
+//! window, 10 by default; `-- --p2-only` measures P2 and its breakdown
+//! alone). When P2 is missed, the table is followed by its profile: where
+//! the WASM side's time goes and what the ratio would be without each
+//! part (`e2e/wasm_cost.rs`).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -58,6 +61,8 @@ mod process;
 #[path = "../../tests/common/redis_server.rs"]
 #[allow(dead_code)]
 mod redis_server;
+#[path = "e2e/wasm_cost.rs"]
+mod wasm_cost;
 
 use std::collections::{HashMap, VecDeque};
 use std::process::{Command, Stdio};
@@ -411,58 +416,6 @@ fn latency(role: &str, seconds: u64, pace: Duration) -> Latency {
     }
 }
 
-/// P2: time per tick (one thread) of normalize + observe, WASM over native, for a
-/// frame of `n` trades (the median ratio of 15 alternating rounds), with
-/// the native and WASM µs per tick of the median round.
-fn wasm_cost(n: usize) -> (f64, f64, f64) {
-    use tickstock::plugins::{embedded, HealthPlugin, NormalizerPlugin, PluginEngine, PluginKind};
-    let engine = PluginEngine::new(tickstock::plugins::Limits::default(), None).unwrap();
-    let load = |kind, bytes| Arc::new(engine.load(kind, bytes).unwrap());
-    let mut normalizer =
-        NormalizerPlugin::new(&engine, load(PluginKind::Normalizer, embedded::NORMALIZER)).unwrap();
-    let mut health =
-        HealthPlugin::new(&engine, load(PluginKind::Health, embedded::HEALTH)).unwrap();
-    let mut native_health = tickstock_health::state::HealthState::default();
-    let frame = frames::trades(n);
-    let mut now = 1_700_000_000_000i64;
-    let mut native = |frame: &str, now: i64| {
-        let out = tickstock_normalizer::normalize_frame(std::hint::black_box(frame));
-        let symbols: Vec<&str> = out.ticks.iter().map(|t| t.tick.symbol.as_str()).collect();
-        native_health.observe(&symbols, now);
-        out.ticks.len()
-    };
-    let mut wasm = |frame: &str, now: i64| {
-        let out = normalizer
-            .normalize_frame(std::hint::black_box(frame))
-            .unwrap();
-        let ticks: Vec<_> = out.ticks.into_iter().map(|t| t.tick).collect();
-        health.observe(&ticks, now).unwrap();
-        ticks.len()
-    };
-    assert_eq!(native(&frame, now), n);
-    assert_eq!(wasm(&frame, now), n);
-    // Enough frames for ~50 ms of native work per round.
-    let per_round = (2_000_000 / (n * 20).max(1)).max(50);
-    let mut round = |f: &mut dyn FnMut(&str, i64) -> usize| {
-        let start = Instant::now();
-        for _ in 0..per_round {
-            now += 1;
-            f(&frame, now);
-        }
-        start.elapsed().as_secs_f64() * 1e6 / (per_round * n) as f64
-    };
-    let mut rounds: Vec<(f64, f64)> = (0..15)
-        .map(|_| {
-            let a = round(&mut native);
-            let b = round(&mut wasm);
-            (a, b)
-        })
-        .collect();
-    rounds.sort_by(|x, y| (x.1 / x.0).total_cmp(&(y.1 / y.0)));
-    let (native_us, wasm_us) = rounds[rounds.len() / 2];
-    (wasm_us / native_us, native_us, wasm_us)
-}
-
 /// P4: swaps under load through `tickstock run`.
 struct Swaps {
     swaps: usize,
@@ -588,6 +541,15 @@ fn warm_cache() {
 }
 
 fn main() {
+    let frame_sizes = [1, 10, 100];
+    if std::env::args().any(|a| a == "--p2-only") {
+        let costs: Vec<_> = frame_sizes.into_iter().map(wasm_cost::measure).collect();
+        println!("| target | measured | goal | |");
+        println!("|---|---|---|---|");
+        p2_rows(&costs);
+        wasm_cost::print_breakdown(&costs);
+        return;
+    }
     warm_cache();
     let seconds: u64 = std::env::args()
         .skip_while(|a| a != "--seconds")
@@ -599,10 +561,7 @@ fn main() {
     let lat = latency("ingest", seconds, tickstock::simulator::PACE_EVERY);
     let coarse = latency("ingest", seconds, Duration::from_millis(10));
     let all = latency("run", seconds, tickstock::simulator::PACE_EVERY);
-    let costs: Vec<_> = [1, 10, 100]
-        .into_iter()
-        .map(|n| (n, wasm_cost(n)))
-        .collect();
+    let costs: Vec<_> = frame_sizes.into_iter().map(wasm_cost::measure).collect();
     let swap = swaps_under_load(20);
     let cost = shadow_cost(seconds.min(8));
     let ratio = tps / ceiling;
@@ -620,16 +579,7 @@ fn main() {
         "≥ 70%",
         ratio >= 0.70,
     );
-    for (n, (ratio, native, wasm)) in &costs {
-        row(
-            &format!(
-                "P2 normalize + observe, WASM / native time per tick (one thread), frames of {n}"
-            ),
-            format!("{ratio:.2}x ({wasm:.2} µs vs {native:.2} µs per tick)"),
-            "≤ 1.3x",
-            *ratio <= 1.3,
-        );
-    }
+    p2_rows(&costs);
     row(
         "P3 latency at 10,000 trades/s, send → `ingest` → subscriber (µs)",
         format!(
@@ -701,4 +651,25 @@ fn main() {
         "< 500 ms",
         all.first_tick < Duration::from_millis(500),
     );
+    if costs.iter().any(|c| c.ratio > wasm_cost::TARGET) {
+        wasm_cost::print_breakdown(&costs);
+    }
+}
+
+/// P2's rows, for each frame size.
+fn p2_rows(costs: &[wasm_cost::WasmCost]) {
+    for c in costs {
+        row(
+            &format!(
+                "P2 normalize + observe, WASM / native time per tick (one thread), frames of {}",
+                c.n
+            ),
+            format!(
+                "{:.2}x ({:.2} µs vs {:.2} µs per tick)",
+                c.ratio, c.wasm, c.native
+            ),
+            "≤ 1.3x",
+            c.ratio <= wasm_cost::TARGET,
+        );
+    }
 }

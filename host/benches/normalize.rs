@@ -1,7 +1,8 @@
 //! Normalize throughput: the normalizer component through the host runtime
 //! (WASM) against the very same parsing code compiled natively, for frames
 //! of 1, 10, 100 and 1000 trade events (the performance target names 1, 10
-//! and 100), in one run. Criterion prints
+//! and 100), and an empty frame (the fixed cost of a call), in one run.
+//! Criterion prints
 //! elements/s, i.e. ticks/s.
 //!
 //! `cargo bench -p tickstock --bench normalize`
@@ -47,6 +48,14 @@ fn normalize(c: &mut Criterion) {
             b.iter(|| wasm.normalize_frame(std::hint::black_box(f)).unwrap())
         });
     }
+    // The fixed cost of a call: an empty frame through each side.
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("native/empty", |b| {
+        b.iter(|| tickstock_normalizer::normalize_frame(std::hint::black_box("[]")))
+    });
+    group.bench_function("wasm/empty", |b| {
+        b.iter(|| wasm.normalize_frame(std::hint::black_box("[]")).unwrap())
+    });
     group.finish();
 }
 

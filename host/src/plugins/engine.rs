@@ -118,9 +118,24 @@ pub const PERF_MAP_ENV: &str = "TICKSTOCK_WASM_PERF_MAP";
 impl PluginEngine {
     /// Creates the engine. `cache_dir` enables the compiled-component cache.
     pub fn new(limits: Limits, cache_dir: Option<&Path>) -> anyhow::Result<Self> {
+        Self::build(limits, cache_dir, true)
+    }
+
+    /// An engine whose calls are **never stopped**: its code is compiled
+    /// without the epoch checks that enforce [`Limits::deadline`]. For
+    /// measurement only (the e2e bench reports what the deadline guard
+    /// costs against it, in the same run); no role uses it.
+    #[doc(hidden)]
+    pub fn without_deadline_guard(limits: Limits) -> anyhow::Result<Self> {
+        Self::build(limits, None, false)
+    }
+
+    fn build(limits: Limits, cache_dir: Option<&Path>, guard: bool) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
-        config.epoch_interruption(true);
+        // Every function entry and loop header checks the epoch: this is
+        // what stops a looping plugin.
+        config.epoch_interruption(guard);
         // Async component support makes every call several times slower and
         // plugins have no use for it.
         config.concurrency_support(false);

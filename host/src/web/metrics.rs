@@ -197,7 +197,7 @@ fn histogram(out: &mut String, kind: &str, version: &str, stats: &CallStats) {
     let _ = writeln!(
         out,
         "{name}_sum{{{labels}}} {}",
-        CallStats::get(&stats.total_us) as f64 / 1e6
+        CallStats::get(&stats.total_ns) as f64 / 1e9
     );
     let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
 }

@@ -1,0 +1,396 @@
+//! P2: what running the normalizer and health logic as WebAssembly costs,
+//! against the same guest crates compiled natively into the bench, and
+//! where the WebAssembly side's time goes.
+//!
+//! The ratio is the median of alternating rounds (native, WASM, native, ...)
+//! on one thread: `normalize-frame` of a frame of `n` trades, then `observe`
+//! of its ticks. The breakdown comes from rounds of its own, each a median:
+//!
+//! - each side's normalize and observe apart;
+//! - of the WASM side's time, what the wasmtime calls took (the plugins'
+//!   own call statistics, which time exactly the call) and what the host
+//!   did around them (lifting the packed result into ticks and payloads,
+//!   the output bounds, packing the batch for `observe`);
+//! - the fixed cost of a call: an empty frame (`[]`) and an empty batch;
+//! - the same rounds on an engine compiled without the deadline guard (the
+//!   epoch checks at every function entry and loop header).
+//!
+//! From those, [`print_breakdown`] says, per frame size, what the ratio
+//! would be without each part, which is what would close the gap.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tickstock::plugins::{
+    embedded, CallStats, HealthPlugin, Limits, NormalizerPlugin, PluginEngine, PluginKind,
+};
+
+use super::frames;
+
+/// The P2 target: WASM within 1.3x of native.
+pub const TARGET: f64 = 1.3;
+
+/// P2 for frames of `n` trades; times are µs per tick.
+pub struct WasmCost {
+    /// Trades per frame.
+    pub n: usize,
+    /// WASM over native, the median of the alternating rounds.
+    pub ratio: f64,
+    /// Native time per tick in the median round.
+    pub native: f64,
+    /// WASM time per tick in the median round.
+    pub wasm: f64,
+    /// Native `normalize_frame`, alone.
+    pub native_normalize: f64,
+    /// Native `observe`, alone.
+    pub native_observe: f64,
+    /// WASM `normalize_frame`, alone, as the host calls it.
+    pub normalize: f64,
+    /// Of which inside the wasmtime call.
+    pub normalize_in_call: f64,
+    /// WASM `observe`, alone, as the host calls it.
+    pub observe: f64,
+    /// Of which inside the wasmtime call.
+    pub observe_in_call: f64,
+    /// Inside the calls for an empty frame and an empty batch (a frame's
+    /// fixed cost, spread over its `n` ticks).
+    pub fixed_in_call: f64,
+    /// WASM time without the deadline guard over WASM time with it.
+    pub unguarded_share: f64,
+}
+
+impl WasmCost {
+    /// The host's own work around the two calls, per tick.
+    pub fn host_around_calls(&self) -> f64 {
+        (self.normalize - self.normalize_in_call) + (self.observe - self.observe_in_call)
+    }
+
+    /// Work inside the calls that grows with the ticks: the guest's code
+    /// and wasmtime's copying of arguments and results.
+    pub fn per_tick_in_calls(&self) -> f64 {
+        (self.normalize_in_call + self.observe_in_call - self.fixed_in_call).max(0.0)
+    }
+
+    /// The parts measured alone add up to the whole within noise; scale
+    /// them to the median round's WASM time so that "without X" subtracts
+    /// from the figure the table reports.
+    fn scale(&self) -> f64 {
+        let parts = self.normalize + self.observe;
+        if parts > 0.0 {
+            self.wasm / parts
+        } else {
+            1.0
+        }
+    }
+
+    /// The ratio if the WASM side's time fell by `saved` µs per tick
+    /// (a part measured alone).
+    pub fn ratio_without(&self, saved: f64) -> f64 {
+        (self.wasm - saved * self.scale()).max(0.0) / self.native
+    }
+}
+
+/// Microseconds per iteration of `f` over `iterations`.
+fn per_iteration(iterations: usize, mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..iterations {
+        f();
+    }
+    start.elapsed().as_secs_f64() * 1e6 / iterations as f64
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Nanoseconds inside calls, and calls, recorded by `stats` so far.
+fn call_time(stats: &CallStats) -> (u64, u64) {
+    (
+        stats.total_ns.load(Ordering::Relaxed),
+        stats.calls.load(Ordering::Relaxed),
+    )
+}
+
+/// The two default plugins, live on `engine`.
+fn plugins(engine: &PluginEngine) -> (NormalizerPlugin, HealthPlugin) {
+    let load = |kind, bytes| Arc::new(engine.load(kind, bytes).unwrap());
+    let normalizer =
+        NormalizerPlugin::new(engine, load(PluginKind::Normalizer, embedded::NORMALIZER)).unwrap();
+    let health = HealthPlugin::new(engine, load(PluginKind::Health, embedded::HEALTH)).unwrap();
+    (normalizer, health)
+}
+
+/// What the host does with a frame: normalize, then observe its ticks.
+fn wasm_frame(
+    normalizer: &mut NormalizerPlugin,
+    health: &mut HealthPlugin,
+    frame: &str,
+    now: i64,
+) -> usize {
+    let out = normalizer
+        .normalize_frame(std::hint::black_box(frame))
+        .unwrap();
+    let ticks: Vec<_> = out.ticks.into_iter().map(|t| t.tick).collect();
+    health.observe(&ticks, now).unwrap();
+    ticks.len()
+}
+
+/// Measures P2 for frames of `n` trades.
+pub fn measure(n: usize) -> WasmCost {
+    let engine = PluginEngine::new(Limits::default(), None).unwrap();
+    let (mut normalizer, mut health) = plugins(&engine);
+    let mut native_health = tickstock_health::state::HealthState::default();
+    let frame = frames::trades(n);
+    let mut now = 1_700_000_000_000i64;
+    let mut native = |frame: &str, now: i64| {
+        let out = tickstock_normalizer::normalize_frame(std::hint::black_box(frame));
+        let symbols: Vec<&str> = out.ticks.iter().map(|t| t.tick.symbol.as_str()).collect();
+        native_health.observe(&symbols, now);
+        out.ticks.len()
+    };
+    assert_eq!(native(&frame, now), n);
+    assert_eq!(wasm_frame(&mut normalizer, &mut health, &frame, now), n);
+    // Enough frames for ~50 ms of native work per round.
+    let per_round = (2_000_000 / (n * 20).max(1)).max(50);
+    let per_tick = |us_per_frame: f64| us_per_frame / n as f64;
+
+    let mut rounds: Vec<(f64, f64)> = (0..15)
+        .map(|_| {
+            let a = per_iteration(per_round, || {
+                now += 1;
+                native(&frame, now);
+            });
+            let b = per_iteration(per_round, || {
+                now += 1;
+                wasm_frame(&mut normalizer, &mut health, &frame, now);
+            });
+            (per_tick(a), per_tick(b))
+        })
+        .collect();
+    rounds.sort_by(|x, y| (x.1 / x.0).total_cmp(&(y.1 / y.0)));
+    let (native_us, wasm_us) = rounds[rounds.len() / 2];
+
+    // The parts, each alone. Observe gets the ticks normalize gave.
+    let native_ticks = tickstock_normalizer::normalize_frame(&frame);
+    let symbols: Vec<&str> = native_ticks
+        .ticks
+        .iter()
+        .map(|t| t.tick.symbol.as_str())
+        .collect();
+    let ticks: Vec<_> = normalizer
+        .normalize_frame(&frame)
+        .unwrap()
+        .ticks
+        .into_iter()
+        .map(|t| t.tick)
+        .collect();
+    let native_normalize = median(
+        (0..7)
+            .map(|_| {
+                per_tick(per_iteration(per_round, || {
+                    std::hint::black_box(tickstock_normalizer::normalize_frame(
+                        std::hint::black_box(&frame),
+                    ));
+                }))
+            })
+            .collect(),
+    );
+    let native_observe = median(
+        (0..7)
+            .map(|_| {
+                per_tick(per_iteration(per_round, || {
+                    now += 1;
+                    native_health.observe(std::hint::black_box(&symbols), now);
+                }))
+            })
+            .collect(),
+    );
+    // A round of `f` on a plugin: (µs per tick in all, µs per tick inside
+    // the wasmtime calls).
+    let with_calls = |stats: &CallStats, f: &mut dyn FnMut()| {
+        let (ns0, calls0) = call_time(stats);
+        let all = per_iteration(per_round, &mut *f);
+        let (ns1, calls1) = call_time(stats);
+        assert_eq!(calls1 - calls0, per_round as u64, "one call per frame");
+        let in_call = (ns1 - ns0) as f64 / 1e3 / per_round as f64;
+        (per_tick(all), per_tick(in_call))
+    };
+    let normalizer_stats = normalizer.stats().clone();
+    let health_stats = health.stats().clone();
+    let normalize_rounds: Vec<(f64, f64)> = (0..7)
+        .map(|_| {
+            with_calls(&normalizer_stats, &mut || {
+                std::hint::black_box(normalizer.normalize_frame(&frame).unwrap());
+            })
+        })
+        .collect();
+    let observe_rounds: Vec<(f64, f64)> = (0..7)
+        .map(|_| {
+            with_calls(&health_stats, &mut || {
+                now += 1;
+                health.observe(std::hint::black_box(&ticks), now).unwrap();
+            })
+        })
+        .collect();
+    let fixed_rounds: Vec<f64> = (0..7)
+        .map(|_| {
+            let (_, empty_frame) = with_calls(&normalizer_stats, &mut || {
+                let out = normalizer.normalize_frame("[]").unwrap();
+                assert!(out.ticks.is_empty());
+            });
+            let (_, empty_batch) = with_calls(&health_stats, &mut || {
+                now += 1;
+                health.observe(&[], now).unwrap();
+            });
+            empty_frame + empty_batch
+        })
+        .collect();
+
+    // The same host, engine compiled without epoch checks.
+    let unguarded_engine = PluginEngine::without_deadline_guard(Limits::default()).unwrap();
+    let (mut bare_normalizer, mut bare_health) = plugins(&unguarded_engine);
+    let shares: Vec<f64> = (0..7)
+        .map(|_| {
+            let guarded = per_iteration(per_round, || {
+                now += 1;
+                wasm_frame(&mut normalizer, &mut health, &frame, now);
+            });
+            let bare = per_iteration(per_round, || {
+                now += 1;
+                wasm_frame(&mut bare_normalizer, &mut bare_health, &frame, now);
+            });
+            bare / guarded
+        })
+        .collect();
+
+    let first = |v: &[(f64, f64)]| median(v.iter().map(|p| p.0).collect());
+    let second = |v: &[(f64, f64)]| median(v.iter().map(|p| p.1).collect());
+    WasmCost {
+        n,
+        ratio: wasm_us / native_us,
+        native: native_us,
+        wasm: wasm_us,
+        native_normalize,
+        native_observe,
+        normalize: first(&normalize_rounds),
+        normalize_in_call: second(&normalize_rounds),
+        observe: first(&observe_rounds),
+        observe_in_call: second(&observe_rounds),
+        fixed_in_call: median(fixed_rounds),
+        unguarded_share: median(shares),
+    }
+}
+
+/// The profile of a missed P2: where the WASM time goes, per frame size,
+/// and what the ratio would be without each part.
+pub fn print_breakdown(costs: &[WasmCost]) {
+    let cols: Vec<String> = costs.iter().map(|c| format!("frames of {}", c.n)).collect();
+    println!();
+    println!("P2, where the time goes (µs per tick, each part measured alone; the ratio \"without\" a part scales it to the table's WASM time):");
+    println!();
+    println!("| | {} |", cols.join(" | "));
+    println!("|---|{}", "---|".repeat(costs.len()));
+    let line = |label: &str, cell: &dyn Fn(&WasmCost) -> String| {
+        let cells: Vec<String> = costs.iter().map(cell).collect();
+        println!("| {label} | {} |", cells.join(" | "));
+    };
+    line("native: normalize + observe", &|c| {
+        format!("{:.3} + {:.3}", c.native_normalize, c.native_observe)
+    });
+    line(
+        "WASM normalize: in the call + host lifting the result",
+        &|c| {
+            format!(
+                "{:.3} + {:.3}",
+                c.normalize_in_call,
+                c.normalize - c.normalize_in_call
+            )
+        },
+    );
+    line("WASM observe: in the call + host packing the batch", &|c| {
+        format!(
+            "{:.3} + {:.3}",
+            c.observe_in_call,
+            c.observe - c.observe_in_call
+        )
+    });
+    line(
+        "fixed cost of the two calls (an empty frame, an empty batch), per tick",
+        &|c| format!("{:.3}", c.fixed_in_call),
+    );
+    line(
+        "work in the calls beyond an empty call's (guest code, copying), over native",
+        &|c| {
+            format!(
+                "{:.3} = {:.2}x",
+                c.per_tick_in_calls(),
+                c.per_tick_in_calls() / (c.native_normalize + c.native_observe)
+            )
+        },
+    );
+    line("ratio measured", &|c| format!("{:.2}x", c.ratio));
+    line("ratio without the fixed call cost", &|c| {
+        format!("{:.2}x", c.ratio_without(c.fixed_in_call))
+    });
+    line("ratio without the host's work around the calls", &|c| {
+        format!("{:.2}x", c.ratio_without(c.host_around_calls()))
+    });
+    line(
+        "ratio without the deadline guard (engine without epoch checks, same run)",
+        &|c| format!("{:.2}x", c.ratio * c.unguarded_share),
+    );
+    line("ratio with only the per-tick work in the calls", &|c| {
+        format!(
+            "{:.2}x",
+            c.ratio_without(c.fixed_in_call + c.host_around_calls())
+        )
+    });
+    println!();
+    for c in costs.iter().filter(|c| c.ratio > TARGET) {
+        let native = c.native_normalize + c.native_observe;
+        let guest_only = c.per_tick_in_calls() / native;
+        let parts = [
+            (
+                "the fixed cost of the two calls",
+                c.ratio_without(c.fixed_in_call),
+            ),
+            (
+                "the host's lifting and packing around them",
+                c.ratio_without(c.host_around_calls()),
+            ),
+            ("the deadline guard", c.ratio * c.unguarded_share),
+        ];
+        let without: Vec<String> = parts
+            .iter()
+            .map(|(what, ratio)| format!("without {what} {ratio:.2}x"))
+            .collect();
+        let mut closes: Vec<String> = parts
+            .iter()
+            .filter(|(_, ratio)| *ratio <= TARGET)
+            .map(|(what, _)| format!("removing {what}"))
+            .collect();
+        if closes.is_empty() {
+            if guest_only > TARGET {
+                closes.push(format!(
+                    "guest code within {TARGET}x of the native build: it runs {guest_only:.2}x by itself, so no change to the host reaches the target"
+                ));
+            }
+            if c.fixed_in_call > (TARGET - 1.0) * native {
+                closes.push(format!(
+                    "fewer calls per tick (several frames per call): a frame's fixed cost is {:.2} µs per tick, {:.1}x the native time of a tick",
+                    c.fixed_in_call,
+                    c.fixed_in_call / native
+                ));
+            }
+        }
+        println!(
+            "- frames of {}: {:.2}x; {}. What would close it: {}.",
+            c.n,
+            c.ratio,
+            without.join(", "),
+            closes.join("; and ")
+        );
+    }
+}
