@@ -2,8 +2,8 @@
 //! (WASM) against the very same parsing code compiled natively, for frames
 //! of 1, 10, 100 and 1000 trade events (the performance target names 1, 10
 //! and 100), and an empty frame (the fixed cost of a call), in one run.
-//! Criterion prints
-//! elements/s, i.e. ticks/s.
+//! Criterion prints elements/s, i.e. ticks/s (for the empty frame: calls
+//! per second, each the whole `normalize_frame` path).
 //!
 //! `cargo bench -p tickstock --bench normalize`
 //! (`TICKSTOCK_BENCH_NORMALIZER=FILE` to measure another component)

@@ -109,7 +109,8 @@ pub struct PluginEngine {
     linker: Arc<Linker<PluginCtx>>,
     cache: Option<CompiledCache>,
     limits: Limits,
-    _ticker: Arc<EpochTicker>,
+    /// `None` on an engine without the deadline guard.
+    _ticker: Option<Arc<EpochTicker>>,
 }
 
 /// Set (to anything) to have wasmtime write a `perf` map of the JIT code.
@@ -124,7 +125,9 @@ impl PluginEngine {
     /// An engine whose calls are **never stopped**: its code is compiled
     /// without the epoch checks that enforce [`Limits::deadline`]. For
     /// measurement only (the e2e bench reports what the deadline guard
-    /// costs against it, in the same run); no role uses it.
+    /// costs against it, in the same run): no role, option or
+    /// configuration builds one, and its [`Self::limits`] still name a
+    /// deadline that nothing enforces.
     #[doc(hidden)]
     pub fn without_deadline_guard(limits: Limits) -> anyhow::Result<Self> {
         Self::build(limits, None, false)
@@ -168,14 +171,18 @@ impl PluginEngine {
             },
             None => None,
         };
-        let ticker = EpochTicker::start(engine.clone())
-            .map_err(|e| anyhow::anyhow!(e).context("starting the epoch ticker thread"))?;
+        let ticker = match guard {
+            true => Some(Arc::new(EpochTicker::start(engine.clone()).map_err(
+                |e| anyhow::anyhow!(e).context("starting the epoch ticker thread"),
+            )?)),
+            false => None,
+        };
         Ok(PluginEngine {
             engine,
             linker: Arc::new(linker),
             cache,
             limits,
-            _ticker: Arc::new(ticker),
+            _ticker: ticker,
         })
     }
 

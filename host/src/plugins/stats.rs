@@ -33,7 +33,6 @@ pub struct CallStats {
 impl CallStats {
     /// Records one call.
     pub fn record(&self, took: Duration, failed: bool, deadline: bool) {
-        let us = took.as_micros().min(u128::from(u64::MAX)) as u64;
         let ns = took.as_nanos().min(u128::from(u64::MAX)) as u64;
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.total_ns.fetch_add(ns, Ordering::Relaxed);
@@ -43,9 +42,11 @@ impl CallStats {
         if deadline {
             self.deadlines.fetch_add(1, Ordering::Relaxed);
         }
+        // On nanoseconds, so that a call of 5.9 µs is not counted in the
+        // 5 µs bucket.
         let slot = BUCKETS_US
             .iter()
-            .position(|b| us <= *b)
+            .position(|b| ns <= b * 1_000)
             .unwrap_or(BUCKETS_US.len());
         self.buckets[slot].fetch_add(1, Ordering::Relaxed);
     }
@@ -112,5 +113,8 @@ mod tests {
             s.record(Duration::from_nanos(1_900), false, false);
         }
         assert_eq!(CallStats::get(&s.total_ns), 19_000);
+        // 5.9 µs is above the 5 µs bucket.
+        s.record(Duration::from_nanos(5_900), false, false);
+        assert_eq!(s.buckets()[..2], [10, 1]);
     }
 }
