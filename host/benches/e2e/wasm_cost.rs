@@ -259,25 +259,25 @@ pub fn measure(n: usize) -> WasmCost {
     );
     let shares: Vec<f64> = (0..8)
         .map(|i| {
-            let mut guarded = || {
+            let mut guarded = |now: &mut i64| {
                 per_iteration(per_round, || {
-                    now += 1;
-                    wasm_frame(&mut normalizer, &mut health, &frame, now);
+                    *now += 1;
+                    wasm_frame(&mut normalizer, &mut health, &frame, *now);
                 })
             };
-            let mut bare = || {
+            let mut bare = |now: &mut i64| {
                 per_iteration(per_round, || {
-                    now += 1;
-                    wasm_frame(&mut bare_normalizer, &mut bare_health, &frame, now);
+                    *now += 1;
+                    wasm_frame(&mut bare_normalizer, &mut bare_health, &frame, *now);
                 })
             };
             // Either side first, in turn.
             let (g, b) = if i % 2 == 0 {
-                let g = guarded();
-                (g, bare())
+                let g = guarded(&mut now);
+                (g, bare(&mut now))
             } else {
-                let b = bare();
-                (guarded(), b)
+                let b = bare(&mut now);
+                (guarded(&mut now), b)
             };
             b / g
         })
