@@ -380,11 +380,15 @@ pub fn print_breakdown(costs: &[WasmCost]) {
             .iter()
             .map(|(what, ratio)| format!("without {what} {ratio:.2}x"))
             .collect();
-        // The WASM time per tick the target allows, and what the work in
-        // the calls must come down to with everything else as it is.
-        let allowed = TARGET * c.native;
-        let rest = (c.fixed_in_call + c.host_around_calls()) * c.scale();
-        let in_calls = c.per_tick_in_calls() * c.scale();
+        // In the units of the parts measured alone (the median round may
+        // have run slower or faster on both sides): the native time that
+        // gives the measured ratio, the WASM time the target allows, and
+        // what the work in the calls must come down to with the rest as
+        // it is.
+        let native = (c.normalize + c.observe) / c.ratio;
+        let allowed = TARGET * native;
+        let rest = c.fixed_in_call + c.host_around_calls();
+        let in_calls = c.per_tick_in_calls();
         let closes = match parts.iter().find(|(_, ratio)| *ratio <= TARGET) {
             Some((what, ratio)) => format!("removing {what} ({ratio:.2}x)"),
             None if rest >= allowed => format!(
@@ -393,8 +397,8 @@ pub fn print_breakdown(costs: &[WasmCost]) {
             None => format!(
                 "the work inside the calls (guest code, epoch checks, wasmtime's copying), {in_calls:.2} µs per tick, down to {:.2} µs, {:.2}x the native time of the whole tick (it is {:.2}x now)",
                 allowed - rest,
-                (allowed - rest) / c.native,
-                in_calls / c.native
+                (allowed - rest) / native,
+                in_calls / native
             ),
         };
         println!(
