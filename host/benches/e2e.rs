@@ -513,6 +513,12 @@ fn swaps_under_load(swaps: usize) -> Swaps {
     }
 }
 
+/// The head of the targets table.
+fn table_header() {
+    println!("| target | measured | goal | |");
+    println!("|---|---|---|---|");
+}
+
 fn row(target: &str, measured: String, goal: &str, met: bool) {
     println!(
         "| {target} | {measured} | {goal} | {} |",
@@ -544,8 +550,7 @@ fn main() {
     let frame_sizes = [1, 10, 100];
     if std::env::args().any(|a| a == "--p2-only") {
         let costs: Vec<_> = frame_sizes.into_iter().map(wasm_cost::measure).collect();
-        println!("| target | measured | goal | |");
-        println!("|---|---|---|---|");
+        table_header();
         p2_rows(&costs);
         wasm_cost::print_breakdown(&costs);
         return;
@@ -565,8 +570,7 @@ fn main() {
     let swap = swaps_under_load(20);
     let cost = shadow_cost(seconds.min(8));
     let ratio = tps / ceiling;
-    println!("| target | measured | goal | |");
-    println!("|---|---|---|---|");
+    table_header();
     row(
         "P1 ticks/s, simulator → ingest → Redis → redis-cli",
         format!("{tps:.0}"),

@@ -91,6 +91,39 @@ impl WasmCost {
     pub fn ratio_without(&self, saved: f64) -> f64 {
         (self.wasm - saved * self.scale()).max(0.0) / self.native
     }
+
+    /// The ratio without the fixed cost of the two calls.
+    pub fn without_fixed(&self) -> f64 {
+        self.ratio_without(self.fixed_in_call)
+    }
+
+    /// The ratio without the host's work around the calls.
+    pub fn without_host(&self) -> f64 {
+        self.ratio_without(self.host_around_calls())
+    }
+
+    /// The ratio on the engine without the deadline guard.
+    pub fn without_guard(&self) -> f64 {
+        self.ratio * self.unguarded_share
+    }
+
+    /// The ratio of the work inside the calls alone.
+    pub fn in_calls_only(&self) -> f64 {
+        self.ratio_without(self.fixed_in_call + self.host_around_calls())
+    }
+}
+
+/// Rounds per part of the breakdown (a median is taken).
+const PART_ROUNDS: usize = 7;
+
+/// [`PART_ROUNDS`] rounds of `round`.
+fn part_rounds<T>(round: impl FnMut() -> T) -> Vec<T> {
+    std::iter::repeat_with(round).take(PART_ROUNDS).collect()
+}
+
+/// The median of what `pick` reads off each of `rounds`.
+fn median_by<T>(rounds: &[T], pick: impl Fn(&T) -> f64) -> f64 {
+    median(rounds.iter().map(pick).collect())
 }
 
 /// Microseconds per iteration of `f` over `iterations`.
@@ -188,27 +221,19 @@ pub fn measure(n: usize) -> WasmCost {
         .into_iter()
         .map(|t| t.tick)
         .collect();
-    let native_normalize = median(
-        (0..7)
-            .map(|_| {
-                per_tick(per_iteration(per_round, || {
-                    std::hint::black_box(tickstock_normalizer::normalize_frame(
-                        std::hint::black_box(&frame),
-                    ));
-                }))
-            })
-            .collect(),
-    );
-    let native_observe = median(
-        (0..7)
-            .map(|_| {
-                per_tick(per_iteration(per_round, || {
-                    now += 1;
-                    native_health.observe(std::hint::black_box(&symbols), now);
-                }))
-            })
-            .collect(),
-    );
+    let native_normalize = median(part_rounds(|| {
+        per_tick(per_iteration(per_round, || {
+            std::hint::black_box(tickstock_normalizer::normalize_frame(std::hint::black_box(
+                &frame,
+            )));
+        }))
+    }));
+    let native_observe = median(part_rounds(|| {
+        per_tick(per_iteration(per_round, || {
+            now += 1;
+            native_health.observe(std::hint::black_box(&symbols), now);
+        }))
+    }));
     // A round of `f` on a plugin: (µs per tick in all, µs per tick inside
     // the wasmtime calls).
     let with_calls = |stats: &CallStats, f: &mut dyn FnMut()| {
@@ -221,34 +246,28 @@ pub fn measure(n: usize) -> WasmCost {
     };
     let normalizer_stats = normalizer.stats().clone();
     let health_stats = health.stats().clone();
-    let normalize_rounds: Vec<(f64, f64)> = (0..7)
-        .map(|_| {
-            with_calls(&normalizer_stats, &mut || {
-                std::hint::black_box(normalizer.normalize_frame(&frame).unwrap());
-            })
+    let normalize_rounds = part_rounds(|| {
+        with_calls(&normalizer_stats, &mut || {
+            std::hint::black_box(normalizer.normalize_frame(&frame).unwrap());
         })
-        .collect();
-    let observe_rounds: Vec<(f64, f64)> = (0..7)
-        .map(|_| {
-            with_calls(&health_stats, &mut || {
-                now += 1;
-                health.observe(std::hint::black_box(&ticks), now).unwrap();
-            })
+    });
+    let observe_rounds = part_rounds(|| {
+        with_calls(&health_stats, &mut || {
+            now += 1;
+            health.observe(std::hint::black_box(&ticks), now).unwrap();
         })
-        .collect();
-    let fixed_rounds: Vec<f64> = (0..7)
-        .map(|_| {
-            let (_, empty_frame) = with_calls(&normalizer_stats, &mut || {
-                let out = normalizer.normalize_frame("[]").unwrap();
-                assert!(out.ticks.is_empty());
-            });
-            let (_, empty_batch) = with_calls(&health_stats, &mut || {
-                now += 1;
-                health.observe(&[], now).unwrap();
-            });
-            empty_frame + empty_batch
-        })
-        .collect();
+    });
+    let fixed_in_call = median(part_rounds(|| {
+        let (_, empty_frame) = with_calls(&normalizer_stats, &mut || {
+            let out = normalizer.normalize_frame("[]").unwrap();
+            assert!(out.ticks.is_empty());
+        });
+        let (_, empty_batch) = with_calls(&health_stats, &mut || {
+            now += 1;
+            health.observe(&[], now).unwrap();
+        });
+        empty_frame + empty_batch
+    }));
 
     // The same host, engine compiled without epoch checks.
     let unguarded_engine = PluginEngine::without_deadline_guard(Limits::default()).unwrap();
@@ -283,8 +302,6 @@ pub fn measure(n: usize) -> WasmCost {
         })
         .collect();
 
-    let first = |v: &[(f64, f64)]| median(v.iter().map(|p| p.0).collect());
-    let second = |v: &[(f64, f64)]| median(v.iter().map(|p| p.1).collect());
     WasmCost {
         n,
         ratio: wasm_us / native_us,
@@ -292,11 +309,11 @@ pub fn measure(n: usize) -> WasmCost {
         wasm: wasm_us,
         native_normalize,
         native_observe,
-        normalize: first(&normalize_rounds),
-        normalize_in_call: second(&normalize_rounds),
-        observe: first(&observe_rounds),
-        observe_in_call: second(&observe_rounds),
-        fixed_in_call: median(fixed_rounds),
+        normalize: median_by(&normalize_rounds, |r| r.0),
+        normalize_in_call: median_by(&normalize_rounds, |r| r.1),
+        observe: median_by(&observe_rounds, |r| r.0),
+        observe_in_call: median_by(&observe_rounds, |r| r.1),
+        fixed_in_call,
         unguarded_share: median(shares),
     }
 }
@@ -344,36 +361,30 @@ pub fn print_breakdown(costs: &[WasmCost]) {
     );
     line("ratio measured", &|c| format!("{:.2}x", c.ratio));
     line("ratio without the fixed call cost", &|c| {
-        format!("{:.2}x", c.ratio_without(c.fixed_in_call))
+        format!("{:.2}x", c.without_fixed())
     });
     line("ratio without the host's work around the calls", &|c| {
-        format!("{:.2}x", c.ratio_without(c.host_around_calls()))
+        format!("{:.2}x", c.without_host())
     });
     line(
         "ratio without the deadline guard (engine without epoch checks, same run)",
-        &|c| format!("{:.2}x", c.ratio * c.unguarded_share),
+        &|c| format!("{:.2}x", c.without_guard()),
     );
     line("ratio with only the per-tick work in the calls", &|c| {
-        format!(
-            "{:.2}x",
-            c.ratio_without(c.fixed_in_call + c.host_around_calls())
-        )
+        format!("{:.2}x", c.in_calls_only())
     });
     println!();
     for c in costs.iter().filter(|c| c.ratio > TARGET) {
         let parts = [
-            (
-                "the fixed cost of the two calls",
-                c.ratio_without(c.fixed_in_call),
-            ),
+            ("the fixed cost of the two calls", c.without_fixed()),
             (
                 "the host's unpacking and packing around them",
-                c.ratio_without(c.host_around_calls()),
+                c.without_host(),
             ),
-            ("the deadline guard", c.ratio * c.unguarded_share),
+            ("the deadline guard", c.without_guard()),
             (
                 "the guard and the host's work together",
-                c.ratio_without(c.host_around_calls()) * c.unguarded_share,
+                c.without_host() * c.unguarded_share,
             ),
         ];
         let without: Vec<String> = parts

@@ -171,11 +171,12 @@ impl PluginEngine {
             },
             None => None,
         };
-        let ticker = match guard {
-            true => Some(Arc::new(EpochTicker::start(engine.clone()).map_err(
-                |e| anyhow::anyhow!(e).context("starting the epoch ticker thread"),
-            )?)),
-            false => None,
+        let ticker = if guard {
+            let ticker = EpochTicker::start(engine.clone())
+                .map_err(|e| anyhow::anyhow!(e).context("starting the epoch ticker thread"))?;
+            Some(Arc::new(ticker))
+        } else {
+            None
         };
         Ok(PluginEngine {
             engine,
